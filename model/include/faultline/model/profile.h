@@ -1,0 +1,95 @@
+// Behaviour profiles: where the seed documents and the shipped .NET runtime disagree (Δ in the
+// clause list), each switch picks one side. `documented` is the default. Transports know nothing
+// of profiles; only model/ reads them.
+#pragma once
+
+#include <optional>
+#include <string_view>
+
+#include "faultline/model/net_error.h"
+#include "faultline/model/socket_error.h"
+
+namespace faultline::model {
+
+struct Profile {
+    std::string_view name;
+    /// S-9: a stream send may complete with fewer bytes than asked (documented) or the socket
+    /// keeps writing until all bytes are taken or an error occurs (dotnet-unix).
+    bool stream_send_may_be_partial;
+    /// S-3: an error found while starting BeginSend is thrown as SocketException (documented)
+    /// or completes the operation as failed, surfacing at EndSend (dotnet-unix).
+    bool begin_throws_socket_errors;
+    /// S-15: a second End* call throws InvalidOperationException (documented) or returns the
+    /// same result again (dotnet-unix).
+    bool end_twice_throws;
+    /// S-6/S-14: End* checks its arguments before the disposed check (documented, as .NET
+    /// Framework did) or checks disposed first (dotnet-unix).
+    bool end_checks_disposed_first;
+    /// S-14: EndSend(ar, out error) with a null ar throws ArgumentNullException (documented) or a
+    /// plain ArgumentException (dotnet-unix).
+    bool end_out_null_is_argument_null;
+    /// S-7: EndSend accepts only this socket's BeginSend results (documented) or any int-valued
+    /// APM result, e.g. another socket's or a BeginReceive's (dotnet-unix).
+    bool end_requires_own_send_result;
+    /// S-16: End* on a closed socket throws SocketException(OperationAborted) (documented, ".NET
+    /// 7+") or ObjectDisposedException (dotnet-unix, as its tests assert).
+    bool end_on_closed_throws_socket_exception;
+    /// Seed note: I/O initiated by a thread is cancelled when that thread exits (documented);
+    /// the Unix engine does not tie I/O to threads (dotnet-unix).
+    bool thread_exit_cancels_io;
+    /// S-12: sending on a never-connected stream socket reports NotConnected (documented,
+    /// Windows) or Shutdown, from EPIPE (dotnet-unix).
+    SocketError send_not_connected_error;
+    /// SocketException.ErrorCode: the SocketError value (documented) or the Linux errno.
+    bool error_code_is_errno;
+};
+
+inline constexpr Profile kDocumented{
+    .name = "documented",
+    .stream_send_may_be_partial = true,
+    .begin_throws_socket_errors = true,
+    .end_twice_throws = true,
+    .end_checks_disposed_first = false,
+    .end_out_null_is_argument_null = true,
+    .end_requires_own_send_result = true,
+    .end_on_closed_throws_socket_exception = true,
+    .thread_exit_cancels_io = true,
+    .send_not_connected_error = SocketError::NotConnected,
+    .error_code_is_errno = false,
+};
+
+inline constexpr Profile kDotnetUnix{
+    .name = "dotnet-unix",
+    .stream_send_may_be_partial = false,
+    .begin_throws_socket_errors = false,
+    .end_twice_throws = false,
+    .end_checks_disposed_first = true,
+    .end_out_null_is_argument_null = false,
+    .end_requires_own_send_result = false,
+    .end_on_closed_throws_socket_exception = false,
+    .thread_exit_cancels_io = false,
+    .send_not_connected_error = SocketError::Shutdown,
+    .error_code_is_errno = true,
+};
+
+/// "documented" or "dotnet-unix"; nullopt otherwise.
+[[nodiscard]] inline std::optional<Profile> profile_by_name(std::string_view name) {
+    if (name == kDocumented.name) {
+        return kDocumented;
+    }
+    if (name == kDotnetUnix.name) {
+        return kDotnetUnix;
+    }
+    return std::nullopt;
+}
+
+/// S-12: the SocketError an operating error surfaces as (the ErrPal table). Profile-specific
+/// choices (such as send_not_connected_error) are made before the error is recorded.
+[[nodiscard]] SocketError to_socket_error(std::error_code error) noexcept;
+
+/// The ErrorCode a SocketException carries under `profile`.
+[[nodiscard]] inline int error_code_for(SocketError error, const Profile& profile) noexcept {
+    return profile.error_code_is_errno ? linux_errno_for(error) : static_cast<int>(error);
+}
+
+}  // namespace faultline::model
