@@ -73,6 +73,17 @@ public:
         return completed_ || transport_.wait(event_, lock, budget);
     }
 
+    /// Harness inspection (not .NET API): the outcome without ending the operation.
+    struct Outcome {
+        bool completed = false;
+        std::error_code error;
+        std::size_t bytes = 0;
+    };
+    [[nodiscard]] Outcome outcome() const {
+        std::unique_lock lock(mutex_);
+        return {completed_, error_, bytes_};
+    }
+
     [[nodiscard]] OperationKind kind() const noexcept { return kind_; }
     /// The socket that started the operation (identity only).
     [[nodiscard]] const void* owner() const noexcept { return owner_; }

@@ -1,0 +1,861 @@
+// Harness<T>: runs one scenario's workload over any Transport, under one profile: a peer that
+// accepts and reads, client sockets, the scenario's logical threads and their steps; then checks
+// each step's expectations and the oracle's invariants. The same code runs on sim and real; the
+// drivers (run.h) add what only a transport can do (faults, time, thread exits).
+#pragma once
+
+#include <algorithm>
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "faultline/conformance/condition.h"
+#include "faultline/conformance/oracle.h"
+#include "faultline/conformance/scenario.h"
+#include "faultline/model/socket.h"
+
+namespace faultline::conformance {
+
+/// The byte `index` of the buffer belonging to operation `id`: distinct per operation, so the
+/// oracle can tell whose bytes the peer received.
+inline std::byte pattern_byte(const std::string& id, std::size_t index) {
+    std::uint32_t hash = 2166136261U;
+    for (const char character : id) {
+        hash = (hash ^ static_cast<unsigned char>(character)) * 16777619U;
+    }
+    return static_cast<std::byte>((hash + index * 131U + (index >> 8U)) & 0xffU);
+}
+
+inline model::Buffer pattern_buffer(const std::string& id, std::size_t length) {
+    auto buffer = std::make_shared<std::vector<std::byte>>(length);
+    for (std::size_t i = 0; i < length; ++i) {
+        (*buffer)[i] = pattern_byte(id, i);
+    }
+    return buffer;
+}
+
+/// An IAsyncResult not made by any Socket (S-6 "foreign").
+class ForeignAsyncResult final : public model::IAsyncResult {
+public:
+    [[nodiscard]] const std::any& AsyncState() const override { return state_; }
+    [[nodiscard]] bool IsCompleted() const override { return true; }
+    [[nodiscard]] bool CompletedSynchronously() const override { return true; }
+
+private:
+    std::any state_;
+};
+
+/// The peer the client sockets talk to: accepts every connection and reads (or not) per the
+/// scenario. Built on the raw Transport, never on Socket, so it is not the code under test.
+template <model::Transport T>
+class Peer {
+public:
+    struct Connection {
+        model::ConnectionId id{};
+        model::Endpoint remote;
+        std::vector<std::byte> received;
+        std::string saw = "open";  // "eof", "reset", "aborted", "open"
+        bool closed = false;
+        std::vector<std::byte> buffer;
+        model::Buffer outgoing;
+        std::size_t outgoing_sent = 0;
+    };
+
+    Peer(T& transport, const PeerSpec& spec)
+        : transport_(transport), spec_(spec), changed_(transport) {}
+
+    bool start() {
+        auto listener = transport_.listen(model::Endpoint::loopback(0), 64);
+        if (!listener) {
+            return false;
+        }
+        listener_ = listener.value();
+        endpoint_ = transport_.local_endpoint(*listener_);
+        arm_accept();
+        return true;
+    }
+
+    [[nodiscard]] model::Endpoint endpoint() const { return endpoint_; }
+
+    /// Blocks the calling thread until `ready()` holds (checked under the peer's lock) or the
+    /// budget runs out; returns ready().
+    bool wait_until(const std::function<bool()>& ready, model::Duration budget) {
+        std::unique_lock lock(mutex_);
+        return changed_.wait_until(lock, ready, budget);
+    }
+
+    /// The connections; only inside a wait_until predicate (the lock is held there).
+    [[nodiscard]] const std::vector<std::shared_ptr<Connection>>& connections_locked() const {
+        return connections_;
+    }
+
+    /// Runs `body` under the peer's lock (for reading connection state).
+    template <typename F>
+    auto inspect(F&& body) {
+        std::unique_lock lock(mutex_);
+        return body(connections_);
+    }
+
+    void stop() {
+        std::unique_lock lock(mutex_);
+        stopping_ = true;
+        if (listener_) {
+            transport_.close(*listener_);
+            listener_.reset();
+        }
+        for (auto& connection : connections_) {
+            if (!connection->closed) {
+                connection->closed = true;
+                transport_.close(connection->id);
+            }
+        }
+    }
+
+private:
+    void notify_locked() { changed_.notify(); }
+
+    void arm_accept() {
+        transport_.async_accept(*listener_, [this](std::error_code error,
+                                                   model::ConnectionId id) { accepted(error, id); });
+    }
+
+    void accepted(std::error_code error, model::ConnectionId id) {
+        std::unique_lock lock(mutex_);
+        if (error || stopping_) {
+            if (!error) {
+                transport_.close(id);
+            }
+            return;
+        }
+        auto connection = std::make_shared<Connection>();
+        connection->id = id;
+        connection->remote = transport_.remote_endpoint(id);
+        connection->buffer.resize(static_cast<std::size_t>(spec_.read_chunk_bytes));
+        connections_.push_back(connection);
+        if (spec_.send_bytes > 0) {
+            connection->outgoing = pattern_buffer("peer", static_cast<std::size_t>(spec_.send_bytes));
+            send_more(connection);
+        }
+        if (spec_.read) {
+            if (spec_.read_after_ns > 0) {
+                transport_.post_after(model::Duration(static_cast<std::int64_t>(spec_.read_after_ns)),
+                                      [this, connection] {
+                                          std::unique_lock inner(mutex_);
+                                          receive_more(connection);
+                                      });
+            } else {
+                receive_more(connection);
+            }
+        }
+        arm_accept();
+        notify_locked();
+    }
+
+    void send_more(const std::shared_ptr<Connection>& connection) {
+        if (connection->closed || connection->outgoing_sent >= connection->outgoing->size()) {
+            return;
+        }
+        transport_.async_send(
+            connection->id,
+            std::span<const std::byte>(*connection->outgoing).subspan(connection->outgoing_sent),
+            [this, connection](std::error_code error, std::size_t bytes) {
+                std::unique_lock lock(mutex_);
+                if (!error) {
+                    connection->outgoing_sent += bytes;
+                    send_more(connection);
+                }
+            });
+    }
+
+    void receive_more(const std::shared_ptr<Connection>& connection) {
+        if (connection->closed) {
+            return;
+        }
+        transport_.async_receive(connection->id, connection->buffer,
+                                 [this, connection](std::error_code error, std::size_t bytes) {
+                                     received(connection, error, bytes);
+                                 });
+    }
+
+    void received(const std::shared_ptr<Connection>& connection, std::error_code error,
+                  std::size_t bytes) {
+        std::unique_lock lock(mutex_);
+        if (connection->closed) {
+            return;
+        }
+        if (error) {
+            if (error == model::NetErrc::end_of_stream) {
+                connection->saw = "eof";
+            } else if (error == model::NetErrc::operation_aborted) {
+                connection->saw = "aborted";
+            } else {
+                connection->saw = "reset";
+            }
+            connection->closed = true;
+            transport_.close(connection->id);
+            notify_locked();
+            return;
+        }
+        connection->received.insert(connection->received.end(), connection->buffer.begin(),
+                                    connection->buffer.begin() + static_cast<std::ptrdiff_t>(bytes));
+        const std::size_t total = connection->received.size();
+        if (spec_.reset_after_bytes && total >= *spec_.reset_after_bytes) {
+            connection->closed = true;
+            connection->saw = "aborted";
+            transport_.abort(connection->id);
+        } else if (spec_.close_after_bytes && total >= *spec_.close_after_bytes) {
+            connection->closed = true;
+            connection->saw = "closed";
+            transport_.close(connection->id);
+        } else {
+            receive_more(connection);
+        }
+        notify_locked();
+    }
+
+    T& transport_;
+    PeerSpec spec_;
+    typename T::Mutex mutex_;
+    std::optional<model::ListenerId> listener_;
+    model::Endpoint endpoint_;
+    bool stopping_ = false;
+    std::vector<std::shared_ptr<Connection>> connections_;
+    Condition<T> changed_;
+};
+
+/// Everything a driver needs to give the harness.
+struct HarnessOptions {
+    model::Duration wait_budget = std::chrono::seconds(60);   // per blocking call
+    model::Duration settle_budget = std::chrono::seconds(120);  // for the end of the run
+    model::Endpoint refused_endpoint = model::Endpoint::loopback(1);
+    model::Endpoint unreachable_endpoint{0x0afffff1U, 80};
+    model::Endpoint silent_endpoint{0x0afffff2U, 80};
+    /// Records an API-level event in the run's trace (optional).
+    std::function<void(std::string_view name, std::string_view detail)> record;
+    /// Makes logical thread `thread` exit at virtual time `at` (sim only).
+    std::function<void(model::ThreadId thread, model::Duration at)> schedule_thread_exit;
+};
+
+template <model::Transport T>
+class Harness {
+public:
+    Harness(T& transport, const Scenario& scenario, const model::Profile& profile,
+            HarnessOptions options)
+        : transport_(transport),
+          scenario_(scenario),
+          profile_(profile),
+          options_(std::move(options)),
+          peer_(transport, scenario.peer) {}
+
+    /// The whole run. Call it on a logical thread of the transport; it blocks until the
+    /// scenario's threads finish and the run settles.
+    void run() {
+        if (set_up()) {
+            run_threads();
+        }
+        settle();
+    }
+
+    [[nodiscard]] const std::vector<std::string>& failures() const { return failures_; }
+
+private:
+    /// The peer listens and every socket connects (unless the scenario connects by itself).
+    bool set_up() {
+        if (!peer_.start()) {
+            fail("/", "the peer could not listen");
+            return false;
+        }
+        for (const std::string& name : scenario_.sockets) {
+            auto socket = model::Socket<T>::Create(transport_, profile_);
+            socket->SetWaitBudget(options_.wait_budget);
+            sockets_[name] = socket;
+        }
+        if (scenario_.connect != "peer") {
+            return true;
+        }
+        for (const auto& [name, socket] : sockets_) {
+            try {
+                socket->Connect(peer_.endpoint());
+            } catch (const std::exception& error) {
+                fail("/sockets", "connecting " + name + " failed: " + error.what());
+                return false;
+            }
+        }
+        const std::size_t count = sockets_.size();
+        if (!peer_.wait_until([&] { return peer_.connections_locked().size() >= count; },
+                              options_.wait_budget)) {
+            fail("/sockets", "the peer did not accept every socket");
+            return false;
+        }
+        map_peers();
+        return true;
+    }
+
+    struct OpRecord {
+        std::string id;
+        std::string socket;
+        bool send = true;
+        std::shared_ptr<model::AsyncResult<T>> result;
+        model::AsyncResultPtr plain_result;
+        std::vector<std::byte> data;  // what a full send would put on the wire
+        std::atomic<int> callbacks{0};
+        std::atomic<bool> begin_returned{false};
+        std::atomic<bool> callback_before_return{false};
+        model::ThreadId initiator{};
+        std::atomic<std::uint32_t> callback_thread{0};
+        std::string callback_mode;
+        const Step* step = nullptr;
+        std::optional<Observation> callback_observation;
+        std::uint64_t begin_order = 0;
+    };
+
+    void fail(const std::string& pointer, const std::string& message) {
+        std::unique_lock lock(failures_mutex_);
+        failures_.push_back(pointer + ": " + message);
+    }
+
+    void record(std::string_view name, const std::string& detail) {
+        if (options_.record) {
+            options_.record(name, detail);
+        }
+    }
+
+    void run_threads() {
+        std::vector<model::ThreadId> ids;
+        for (const ThreadSpec& spec : scenario_.threads) {
+            const model::ThreadId id = transport_.spawn(spec.name, [this, &spec] {
+                run_thread(spec);
+                std::unique_lock lock(threads_mutex_);
+                ++threads_finished_;
+                threads_done_.notify();
+            });
+            ids.push_back(id);
+            if (spec.exit_at_ns && options_.schedule_thread_exit) {
+                options_.schedule_thread_exit(
+                    id, model::Duration(static_cast<std::int64_t>(*spec.exit_at_ns)));
+            }
+        }
+        // Threads told to exit mid-step never reach the counter: watch their exit instead.
+        for (std::size_t i = 0; i < ids.size(); ++i) {
+            if (scenario_.threads[i].exit_at_ns) {
+                static_cast<void>(transport_.on_thread_exit(ids[i], [this] {
+                    std::unique_lock lock(threads_mutex_);
+                    ++threads_exited_;
+                    threads_done_.notify();
+                }));
+            }
+        }
+        const std::size_t expected = scenario_.threads.size();
+        std::unique_lock lock(threads_mutex_);
+        if (!threads_done_.wait_until(
+                lock, [&] { return threads_finished_ + threads_exited_ >= expected; },
+                options_.settle_budget)) {
+            fail("/threads", "threads did not finish within the settle budget (liveness)");
+        }
+    }
+
+    void run_thread(const ThreadSpec& spec) {
+        for (const Step& step : spec.steps) {
+            execute(step);
+            if (spec.exit_after_step && step.id == *spec.exit_after_step) {
+                record("thread_exit_fault", spec.name);
+                return;
+            }
+        }
+    }
+
+    std::shared_ptr<model::Socket<T>> socket(const std::string& name) { return sockets_.at(name); }
+
+    std::shared_ptr<OpRecord> find_op(const std::string& id) {
+        std::unique_lock lock(ops_mutex_);
+        auto found = ops_.find(id);
+        return found == ops_.end() ? nullptr : found->second;
+    }
+
+    model::AsyncResultPtr resolve_target(const Step& step) {
+        if (step.target == "null") {
+            return nullptr;
+        }
+        if (step.target == "foreign") {
+            return std::make_shared<ForeignAsyncResult>();
+        }
+        auto op = find_op(step.target);
+        if (!op) {
+            fail(step.pointer, "target \"" + step.target + "\" has not been started");
+            return nullptr;
+        }
+        return op->plain_result;
+    }
+
+    model::AsyncCallback make_callback(const std::shared_ptr<OpRecord>& op) {
+        if (op->callback_mode == "none") {
+            return nullptr;
+        }
+        return [this, op](const model::AsyncResultPtr& result) {
+            if (!op->begin_returned.load()) {
+                op->callback_before_return = true;
+            }
+            op->callback_thread = model::to_underlying(transport_.current_thread());
+            if (op->callback_mode == "end" || op->callback_mode == "end_out") {
+                Observation observation;
+                observe([&] {
+                    auto owner = socket(op->socket);
+                    if (op->callback_mode == "end") {
+                        observation.returned = op->send ? owner->EndSend(result)
+                                                        : owner->EndReceive(result);
+                    } else {
+                        model::SocketError error{};
+                        observation.returned = owner->EndSend(result, error);
+                        observation.out_error = error;
+                    }
+                }, observation);
+                op->callback_observation = observation;
+            }
+            ++op->callbacks;
+        };
+    }
+
+    template <typename F>
+    void observe(F&& body, Observation& observation) {
+        try {
+            body();
+        } catch (const model::ArgumentException& error) {
+            observation.threw = std::string(error.type_name());
+            observation.param = error.param_name();
+        } catch (const model::SocketException& error) {
+            observation.threw = std::string(error.type_name());
+            observation.socket_error = error.SocketErrorCode();
+            observation.error_code = error.ErrorCode();
+        } catch (const model::DotnetException& error) {
+            observation.threw = std::string(error.type_name());
+        } catch (const model::LivenessFailure&) {
+            observation.threw = "LivenessFailure";
+        }
+    }
+
+    std::shared_ptr<OpRecord> new_op(const Step& step, bool send) {
+        auto op = std::make_shared<OpRecord>();
+        op->id = step.id;
+        op->socket = step.socket;
+        op->send = send;
+        op->callback_mode = step.callback;
+        op->step = &step;
+        op->initiator = transport_.current_thread();
+        std::unique_lock lock(ops_mutex_);
+        op->begin_order = begin_counter_++;
+        ops_[step.id] = op;
+        return op;
+    }
+
+    void finish_begin(const std::shared_ptr<OpRecord>& op, const model::AsyncResultPtr& result,
+                      Observation& observation) {
+        op->plain_result = result;
+        op->result = std::dynamic_pointer_cast<model::AsyncResult<T>>(result);
+        op->begin_returned = true;
+        observation.returned_null = result == nullptr;
+        if (result) {
+            observation.completed_synchronously = result->CompletedSynchronously();
+            observation.is_completed = result->IsCompleted();
+            observation.callback_before_return = op->callback_before_return.load();
+        }
+    }
+
+    void begin_send(const Step& step, Observation& observation) {
+        auto op = new_op(step, true);
+        auto owner = socket(step.socket);
+        model::AsyncResultPtr result;
+        if (step.overload == "list" || step.overload == "list_out") {
+            std::shared_ptr<std::vector<model::ArraySegment>> list;
+            if (!step.null_list) {
+                list = std::make_shared<std::vector<model::ArraySegment>>();
+                std::size_t index = 0;
+                for (const Segment& segment : step.segments) {
+                    model::ArraySegment built;
+                    const std::string segment_id = step.id + "#" + std::to_string(index++);
+                    if (!segment.null_array) {
+                        built.array = pattern_buffer(segment_id,
+                                                     static_cast<std::size_t>(segment.array_length));
+                        if (segment.offset >= 0 && segment.count >= 0 &&
+                            segment.offset + segment.count <= segment.array_length) {
+                            op->data.insert(op->data.end(), built.array->begin() + segment.offset,
+                                            built.array->begin() + segment.offset + segment.count);
+                        }
+                    }
+                    built.offset = segment.offset;
+                    built.count = segment.count;
+                    list->push_back(built);
+                }
+            }
+            record("begin_send", step.id);
+            if (step.overload == "list") {
+                result = owner->BeginSend(list, model::SocketFlags::None, make_callback(op), step.id);
+            } else {
+                model::SocketError error{};
+                result = owner->BeginSend(list, model::SocketFlags::None, error, make_callback(op),
+                                          step.id);
+                observation.out_error = error;
+            }
+        } else {
+            model::Buffer buffer;
+            if (!step.null_buffer) {
+                const int length = step.buffer_length.value_or(std::max(0, step.offset + step.size));
+                buffer = pattern_buffer(step.id, static_cast<std::size_t>(length));
+                if (step.offset >= 0 && step.size >= 0 && step.offset + step.size <= length) {
+                    op->data.assign(buffer->begin() + step.offset,
+                                    buffer->begin() + step.offset + step.size);
+                }
+            }
+            record("begin_send", step.id);
+            if (step.overload == "out") {
+                model::SocketError error{};
+                result = owner->BeginSend(buffer, step.offset, step.size, model::SocketFlags::None,
+                                          error, make_callback(op), step.id);
+                observation.out_error = error;
+            } else {
+                result = owner->BeginSend(buffer, step.offset, step.size, model::SocketFlags::None,
+                                          make_callback(op), step.id);
+            }
+        }
+        finish_begin(op, result, observation);
+    }
+
+    void begin_receive(const Step& step, Observation& observation) {
+        auto op = new_op(step, false);
+        auto owner = socket(step.socket);
+        model::Buffer buffer;
+        if (!step.null_buffer) {
+            const int length = step.buffer_length.value_or(std::max(0, step.offset + step.size));
+            buffer = std::make_shared<std::vector<std::byte>>(static_cast<std::size_t>(length));
+        }
+        record("begin_receive", step.id);
+        const model::AsyncResultPtr result = owner->BeginReceive(
+            buffer, step.offset, step.size, model::SocketFlags::None, make_callback(op), step.id);
+        finish_begin(op, result, observation);
+    }
+
+    void send_all(const Step& step, Observation& observation) {
+        auto owner = socket(step.socket);
+        const std::string id = step.id.empty() ? step.pointer : step.id;
+        const model::Buffer buffer = pattern_buffer(id, static_cast<std::size_t>(step.bytes));
+        std::size_t offset = 0;
+        std::size_t round = 0;
+        while (offset < buffer->size()) {
+            const std::size_t left = buffer->size() - offset;
+            const auto size = static_cast<int>(step.chunk > 0 ? std::min<std::size_t>(left, static_cast<std::size_t>(step.chunk)) : left);
+            Step piece = step;
+            piece.id = id + "." + std::to_string(round++);
+            auto op = new_op(piece, true);
+            op->step = &step;
+            op->data.assign(buffer->begin() + static_cast<std::ptrdiff_t>(offset),
+                            buffer->begin() + static_cast<std::ptrdiff_t>(offset) + size);
+            const model::AsyncResultPtr result =
+                owner->BeginSend(buffer, static_cast<int>(offset), size, model::SocketFlags::None,
+                                 make_callback(op), piece.id);
+            finish_begin(op, result, observation);
+            const int sent = owner->EndSend(result);
+            if (sent <= 0) {
+                fail(step.pointer, "EndSend returned " + std::to_string(sent) + " in send_all");
+                break;
+            }
+            offset += static_cast<std::size_t>(sent);
+        }
+        observation.returned = static_cast<std::int64_t>(offset);
+        observation.completed_synchronously.reset();
+        observation.is_completed.reset();
+        observation.callback_before_return.reset();
+        observation.returned_null.reset();
+    }
+
+    std::optional<std::size_t> peer_index_of(const std::string& socket_name) {
+        auto owner = socket(socket_name);
+        std::optional<model::Endpoint> local;
+        try {
+            local = owner->LocalEndPoint();
+        } catch (const std::exception&) {
+            return std::nullopt;
+        }
+        if (!local) {
+            return std::nullopt;
+        }
+        return peer_.inspect([&](auto& connections) -> std::optional<std::size_t> {
+            for (std::size_t i = 0; i < connections.size(); ++i) {
+                if (connections[i]->remote.port == local->port) {
+                    return i;
+                }
+            }
+            return std::nullopt;
+        });
+    }
+
+    void execute(const Step& step) {
+        Observation observation;
+        auto owner = socket(step.socket);
+        observe(
+            [&] {
+                switch (step.op) {
+                    case StepOp::begin_send: begin_send(step, observation); break;
+                    case StepOp::begin_receive: begin_receive(step, observation); break;
+                    case StepOp::end_send:
+                    case StepOp::end_receive: {
+                        const model::AsyncResultPtr target = resolve_target(step);
+                        record(step.op == StepOp::end_send ? "end_send" : "end_receive",
+                               step.target);
+                        if (step.overload == "out") {
+                            model::SocketError error{};
+                            observation.returned = owner->EndSend(target, error);
+                            observation.out_error = error;
+                        } else if (step.op == StepOp::end_send) {
+                            observation.returned = owner->EndSend(target);
+                        } else {
+                            observation.returned = owner->EndReceive(target);
+                        }
+                        break;
+                    }
+                    case StepOp::send_all: send_all(step, observation); break;
+                    case StepOp::wait_completed: {
+                        auto op = find_op(step.target);
+                        if (!op || !op->result) {
+                            fail(step.pointer, "nothing to wait for");
+                            break;
+                        }
+                        if (!op->result->Wait(options_.wait_budget)) {
+                            throw model::LivenessFailure("wait_completed ran out of budget");
+                        }
+                        observation.is_completed = true;
+                        break;
+                    }
+                    case StepOp::wait_peer: {
+                        const auto index = peer_index_of(step.socket);
+                        const std::uint64_t bytes = step.bytes;
+                        const bool reached = index && peer_.wait_until(
+                            [&] {
+                                const auto& connection = *peer_.connections_locked()[*index];
+                                return connection.received.size() >= bytes || connection.closed;
+                            },
+                            options_.wait_budget);
+                        if (!reached) {
+                            throw model::LivenessFailure("wait_peer ran out of budget");
+                        }
+                        break;
+                    }
+                    case StepOp::sleep: {
+                        typename T::Event never;
+                        typename T::Mutex mutex;
+                        std::unique_lock lock(mutex);
+                        static_cast<void>(transport_.wait(
+                            never, lock, model::Duration(static_cast<std::int64_t>(step.ns))));
+                        break;
+                    }
+                    case StepOp::shutdown:
+                        owner->Shutdown(step.how == "send"      ? model::SocketShutdown::Send
+                                        : step.how == "receive" ? model::SocketShutdown::Receive
+                                                                : model::SocketShutdown::Both);
+                        break;
+                    case StepOp::dispose: owner->Dispose(); break;
+                    case StepOp::check: break;
+                    case StepOp::connect: {
+                        const model::Endpoint endpoint =
+                            step.to == "peer"          ? peer_.endpoint()
+                            : step.to == "refused"     ? options_.refused_endpoint
+                            : step.to == "unreachable" ? options_.unreachable_endpoint
+                                                       : options_.silent_endpoint;
+                        owner->Connect(endpoint);
+                        break;
+                    }
+                }
+            },
+            observation);
+        observation.connected = owner->Connected();
+        record("step_result", step.pointer + " " + observation.describe());
+        check_step(step.pointer, step.expect, observation, "");
+    }
+
+    void check_step(const std::string& pointer, const ProfileExpectations& expectations,
+                    const Observation& observation, const std::string& what) {
+        const ExpectationSet* set = select(expectations);
+        const std::string mismatch =
+            set != nullptr ? match_any(*set, observation) : match_any({Expectation{}}, observation);
+        if (!mismatch.empty()) {
+            fail(pointer, what + mismatch);
+        }
+    }
+
+    const ExpectationSet* select(const ProfileExpectations& expectations) const {
+        auto found = expectations.find(std::string(profile_.name));
+        if (found == expectations.end()) {
+            found = expectations.find("*");
+        }
+        return found == expectations.end() ? nullptr : &found->second;
+    }
+
+    /// After the threads: dispose every socket (as a process exit would), let every pending
+    /// operation complete, then check the oracle's invariants.
+    void settle() {
+        // Sockets connected by a step are mapped now, before Dispose hides their endpoints.
+        for (const auto& [name, owner] : sockets_) {
+            if (!peer_socket_index_[name]) {
+                std::optional<model::Endpoint> local;
+                try {
+                    local = owner->Connected() ? owner->LocalEndPoint() : std::nullopt;
+                } catch (const std::exception&) {
+                }
+                if (local) {
+                    const std::uint16_t port = local->port;
+                    peer_.wait_until(
+                        [&] {
+                            const auto& connections = peer_.connections_locked();
+                            return std::any_of(connections.begin(), connections.end(),
+                                               [&](const auto& c) { return c->remote.port == port; });
+                        },
+                        options_.wait_budget);
+                    peer_socket_index_[name] = peer_index_of(name);
+                }
+            }
+        }
+        for (auto& [name, owner] : sockets_) {
+            owner->Dispose();
+        }
+        std::vector<std::shared_ptr<OpRecord>> all;
+        {
+            std::unique_lock lock(ops_mutex_);
+            for (auto& [id, op] : ops_) {
+                all.push_back(op);
+            }
+        }
+        for (auto& op : all) {
+            if (op->result && !op->result->Wait(options_.settle_budget)) {
+                fail(op->step->pointer, "operation " + op->id + " never completed (liveness)");
+            }
+        }
+        // Callbacks run after completion on the pool: give them their turn.
+        for (auto& op : all) {
+            if (!op->result || op->callback_mode == "none") {
+                continue;
+            }
+            const model::TimePoint deadline = transport_.now() + options_.settle_budget;
+            while (op->callbacks.load() == 0 && transport_.now() < deadline) {
+                typename T::Event tick;
+                typename T::Mutex mutex;
+                std::unique_lock lock(mutex);
+                static_cast<void>(transport_.wait(tick, lock, std::chrono::milliseconds(1)));
+            }
+        }
+        if (scenario_.peer.read) {
+            peer_.wait_until(
+                [&] {
+                    const auto& connections = peer_.connections_locked();
+                    return std::all_of(connections.begin(), connections.end(),
+                                       [](const auto& c) { return c->closed; });
+                },
+                options_.settle_budget);
+        }
+        check_invariants(all);
+        peer_.stop();
+    }
+
+    void check_invariants(const std::vector<std::shared_ptr<OpRecord>>& all) {
+        std::vector<OpView> views;
+        for (const auto& op : all) {
+            OpView view;
+            view.id = op->id;
+            view.pointer = op->step->pointer;
+            view.socket = op->socket;
+            view.send = op->send;
+            view.began = op->plain_result != nullptr;
+            view.has_callback = op->callback_mode != "none";
+            view.callbacks = op->callbacks.load();
+            view.callback_before_return = op->callback_before_return.load();
+            view.begin_order = op->begin_order;
+            view.data = op->data;
+            if (op->result) {
+                const auto outcome = op->result->outcome();
+                view.completed = outcome.completed;
+                view.completed_synchronously = op->result->CompletedSynchronously();
+                view.failed = static_cast<bool>(outcome.error);
+                view.bytes = outcome.bytes;
+            }
+            views.push_back(std::move(view));
+            if (op->callback_observation && op->step != nullptr) {
+                check_step(op->step->pointer + "/callback_expect", op->step->callback_expect,
+                           *op->callback_observation, "in callback: ");
+            }
+        }
+        std::map<std::string, PeerView> peers;
+        for (const auto& [name, owner] : sockets_) {
+            static_cast<void>(owner);
+            const auto index = peer_socket_index_.count(name) != 0 ? peer_socket_index_[name]
+                                                                   : std::optional<std::size_t>{};
+            if (!index) {
+                continue;
+            }
+            peers[name] = peer_.inspect([&](auto& connections) {
+                PeerView view;
+                view.received = connections[*index]->received;
+                view.saw = connections[*index]->saw;
+                view.read_all = scenario_.peer.read && !scenario_.peer.close_after_bytes &&
+                                !scenario_.peer.reset_after_bytes;
+                return view;
+            });
+        }
+        for (const std::string& failure : check_oracle(views, peers)) {
+            fail("oracle", failure);
+        }
+        auto global = scenario_.expect.find(std::string(profile_.name));
+        if (global == scenario_.expect.end()) {
+            global = scenario_.expect.find("*");
+        }
+        if (global != scenario_.expect.end() && !peers.empty()) {
+            const PeerView& first = peers.begin()->second;
+            if (global->second.peer_received_bytes &&
+                first.received.size() != *global->second.peer_received_bytes) {
+                fail("/expect/peer_received_bytes",
+                     "peer received " + std::to_string(first.received.size()) + " bytes, expected " +
+                         std::to_string(*global->second.peer_received_bytes));
+            }
+            if (global->second.peer_saw) {
+                const std::string saw = first.saw == "aborted" || first.saw == "closed"
+                                            ? std::string("open")
+                                            : first.saw;
+                if (saw != *global->second.peer_saw) {
+                    fail("/expect/peer_saw", "peer saw " + first.saw + ", expected " +
+                                                 *global->second.peer_saw);
+                }
+            }
+        }
+    }
+
+public:
+    /// Maps each socket to its peer connection; called once sockets are connected.
+    void map_peers() {
+        for (const auto& [name, owner] : sockets_) {
+            static_cast<void>(owner);
+            peer_socket_index_[name] = peer_index_of(name);
+        }
+    }
+
+private:
+    T& transport_;
+    const Scenario& scenario_;
+    const model::Profile profile_;
+    HarnessOptions options_;
+    Peer<T> peer_;
+    std::map<std::string, std::shared_ptr<model::Socket<T>>> sockets_;
+    std::map<std::string, std::optional<std::size_t>> peer_socket_index_;
+    typename T::Mutex ops_mutex_;
+    std::map<std::string, std::shared_ptr<OpRecord>> ops_;
+    std::uint64_t begin_counter_ = 0;
+    typename T::Mutex threads_mutex_;
+    Condition<T> threads_done_{transport_};
+    std::size_t threads_finished_ = 0;
+    std::size_t threads_exited_ = 0;
+    std::mutex failures_mutex_;
+    std::vector<std::string> failures_;
+};
+
+}  // namespace faultline::conformance

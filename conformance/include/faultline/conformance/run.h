@@ -1,0 +1,52 @@
+// Running one scenario on one transport under one profile, and what came of it. The sim driver
+// builds a World from the scenario (seed, network, faults, swarm) and traces the run; the real
+// driver runs the same Harness on loopback sockets and reports what it cannot realise honestly
+// as not applicable, with the reason.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "faultline/conformance/scenario.h"
+#include "faultline/sim/trace.h"
+
+namespace faultline::conformance {
+
+enum class RunStatus : std::uint8_t { passed, failed, not_applicable };
+
+struct RunOutcome {
+    std::string scenario;
+    std::string path;
+    std::string transport;  // "sim" or "real"
+    std::string profile;
+    std::uint64_t seed = 0;
+    RunStatus status = RunStatus::passed;
+    std::vector<std::string> failures;
+    std::string reason;                // why not applicable
+    std::string trace_hash;            // sim only
+    std::vector<std::string> trace;    // sim with full tracing: JSON Lines, end line last
+    std::uint64_t events = 0;
+    std::int64_t virtual_ns = 0;
+    double wall_ms = 0;
+};
+
+/// Thrown by the assertion handler conformance installs: a broken internal contract becomes a
+/// reported failure (and lets RapidCheck shrink) instead of an abort.
+struct AssertionFailure : std::logic_error {
+    using std::logic_error::logic_error;
+};
+/// Installs the throwing assertion handler (idempotent).
+void install_throwing_assert_handler();
+
+[[nodiscard]] RunOutcome run_on_sim(const Scenario& scenario, const std::string& profile,
+                                    std::optional<std::uint64_t> seed = std::nullopt,
+                                    sim::Trace::Mode trace_mode = sim::Trace::Mode::full);
+
+[[nodiscard]] RunOutcome run_on_real(const Scenario& scenario, const std::string& profile);
+
+/// The one-line command that replays a run on sim.
+[[nodiscard]] std::string replay_command(const RunOutcome& outcome);
+
+}  // namespace faultline::conformance

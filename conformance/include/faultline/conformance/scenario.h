@@ -1,0 +1,139 @@
+// Scenario: one JSON scenario file (schema v1, scenarios/schema/scenario.schema.json) as a
+// validated value. The loader rejects unknown keys, wrong types, dangling references and absurd
+// sizes with "file:line:col: /json/pointer: message"; it never throws for bad input.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include "faultline/model/socket_error.h"
+#include "faultline/sim/world.h"
+
+namespace faultline::conformance {
+
+/// What one step is expected to observe. Every field is optional; an empty one is not checked.
+struct Expectation {
+    std::optional<std::string> throws;          // .NET type name, or "none"
+    std::optional<std::string> param;           // ArgumentException.ParamName
+    std::optional<model::SocketError> socket_error;  // SocketException.SocketErrorCode
+    std::optional<int> error_code;              // SocketException.ErrorCode
+    std::optional<std::int64_t> returns;        // End*/send_all result
+    std::optional<bool> returns_null;           // Begin* out overload returned null
+    std::optional<model::SocketError> error;    // the out SocketError argument
+    std::optional<bool> completed_synchronously;
+    std::optional<bool> callback_before_return;
+    std::optional<bool> is_completed;           // IsCompleted right after Begin* returned
+    std::optional<bool> connected;              // Socket.Connected after the step
+    std::optional<std::string> callback_thread; // "caller" or "other"
+};
+
+/// Alternatives for one profile: the step passes if any alternative matches.
+using ExpectationSet = std::vector<Expectation>;
+/// Keyed by profile name; "*" applies to every profile without its own entry.
+using ProfileExpectations = std::map<std::string, ExpectationSet>;
+
+struct Segment {
+    int array_length = 0;
+    int offset = 0;
+    int count = 0;
+    bool null_array = false;
+};
+
+enum class StepOp : std::uint8_t {
+    begin_send,
+    end_send,
+    begin_receive,
+    end_receive,
+    send_all,
+    wait_completed,
+    wait_peer,
+    sleep,
+    shutdown,
+    dispose,
+    check,
+    connect,
+};
+
+struct Step {
+    StepOp op = StepOp::check;
+    std::string pointer;       // JSON pointer of the step, for reports
+    std::string id;            // begin_*: names the operation
+    std::string socket = "client";
+    std::string target;        // end_*/wait_completed: an id, "null" or "foreign"
+    std::string overload = "plain";  // "plain", "out", "list"
+    int size = 0;
+    int offset = 0;
+    std::optional<int> buffer_length;
+    bool null_buffer = false;
+    bool null_list = false;
+    std::vector<Segment> segments;
+    std::string callback = "record";  // "none", "record", "end", "end_out"
+    std::uint64_t bytes = 0;          // wait_peer; send_all total
+    int chunk = 0;                    // send_all: bytes per BeginSend (0: all that is left)
+    std::uint64_t ns = 0;             // sleep
+    std::string how = "both";         // shutdown
+    std::string to = "peer";          // connect
+    ProfileExpectations expect;
+    ProfileExpectations callback_expect;
+};
+
+struct ThreadSpec {
+    std::string name;
+    std::vector<Step> steps;
+    std::optional<std::string> exit_after_step;   // thread_exit fault: stop after this step id
+    std::optional<std::uint64_t> exit_at_ns;      // thread_exit fault: exit at this time (sim)
+};
+
+struct PeerSpec {
+    bool read = true;
+    std::uint64_t read_after_ns = 0;
+    std::uint64_t read_chunk_bytes = 65536;
+    std::optional<std::uint64_t> close_after_bytes;
+    std::optional<std::uint64_t> reset_after_bytes;
+    std::uint64_t send_bytes = 0;  // written to each accepted connection after accept
+};
+
+struct GlobalExpectation {
+    std::optional<std::uint64_t> peer_received_bytes;
+    std::optional<std::string> peer_saw;  // "eof", "reset", "open"
+};
+
+struct Scenario {
+    std::string path;
+    std::string name;
+    std::string description;
+    std::vector<std::string> clauses;
+    std::vector<std::string> profiles;  // names, in file order
+    std::optional<std::string> sim_not_applicable;
+    std::optional<std::string> real_not_applicable;
+    std::uint64_t seed = 1;
+    sim::NetworkConfig network;
+    bool network_given = false;
+    std::vector<std::string> sockets;   // client sockets, connected to the peer before threads
+    std::string connect = "peer";       // "peer" or "none"
+    PeerSpec peer;
+    std::vector<sim::Fault> faults;
+    bool swarm = false;
+    std::vector<ThreadSpec> threads;
+    std::map<std::string, GlobalExpectation> expect;  // by profile, "*" for all
+};
+
+/// A loaded scenario, or the first error found ("file:line:col: /pointer: message").
+using LoadResult = std::variant<Scenario, std::string>;
+
+/// Parses and validates `text` as the scenario file `path`.
+[[nodiscard]] LoadResult load_scenario_text(const std::string& path, const std::string& text);
+/// Reads and loads one file.
+[[nodiscard]] LoadResult load_scenario_file(const std::string& path);
+/// Every *.json under `root` (a file or a folder), sorted, skipping `schema/` folders.
+[[nodiscard]] std::vector<std::string> list_scenario_files(const std::string& root);
+
+/// The keys the loader accepts per object kind, for the schema-consistency test.
+[[nodiscard]] const std::map<std::string, std::vector<std::string>>& accepted_keys();
+
+}  // namespace faultline::conformance

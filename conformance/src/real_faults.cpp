@@ -1,0 +1,382 @@
+#include "faultline/conformance/real_faults.h"
+
+namespace faultline::conformance {
+
+using model::ConnectionId;
+using model::NetErrc;
+
+namespace {
+
+std::uint32_t key(ConnectionId connection) { return model::to_underlying(connection); }
+
+}  // namespace
+
+RealFaults::RealFaults(real::RealTransport& transport, std::vector<sim::Fault> faults)
+    : transport_(transport), faults_(std::move(faults)) {}
+
+// Timed-fault tasks capture `this`: the driver destroys the transport (dropping pending tasks)
+// before this object.
+RealFaults::~RealFaults() = default;
+
+std::optional<std::string> RealFaults::unsupported_reason(const std::vector<sim::Fault>& faults) {
+    for (const sim::Fault& fault : faults) {
+        switch (fault.kind) {
+            case sim::FaultKind::latency:
+                return "latency faults need the simulated network: loopback has no honest way "
+                       "to add delay";
+            case sim::FaultKind::bandwidth:
+                return "bandwidth faults need the simulated network: loopback cannot be "
+                       "throttled without privileges";
+            case sim::FaultKind::partial_send:
+            case sim::FaultKind::reset:
+            case sim::FaultKind::close:
+            case sim::FaultKind::stall: break;
+        }
+    }
+    return std::nullopt;
+}
+
+bool RealFaults::matches(const sim::Fault& fault, const End& end) const {
+    return fault.side == end.side && (!fault.connection || *fault.connection == end.pair);
+}
+
+void RealFaults::register_end(ConnectionId connection, sim::Side side,
+                              std::optional<std::uint32_t> pair) {
+    End end;
+    end.side = side;
+    end.pair = pair.value_or(UINT32_MAX);
+    ends_[key(connection)] = end;
+    // Timed faults due from the start apply to this end as soon as it exists.
+    for (const sim::Fault& fault : faults_) {
+        if (!fault.at || !matches(fault, end)) {
+            continue;
+        }
+        const model::Duration delay = *fault.at - transport_.now().time_since_epoch();
+        transport_.post_after(std::max(delay, model::Duration::zero()), [this, connection, fault] {
+            std::unique_lock lock(mutex_);
+            auto found = ends_.find(key(connection));
+            if (found == ends_.end() || found->second.killed) {
+                return;
+            }
+            if (fault.kind == sim::FaultKind::reset) {
+                kill_other_end(connection);
+            } else if (fault.kind == sim::FaultKind::close) {
+                found->second.killed = true;
+                found->second.killed_send_error = model::make_error_code(NetErrc::broken_pipe);
+                transport_.close(connection);
+            } else if (fault.kind == sim::FaultKind::stall) {
+                lock.unlock();
+                start_stall(connection, fault.duration);
+            }
+        });
+    }
+}
+
+model::Result<ConnectionId> RealFaults::try_accept(model::ListenerId listener) {
+    model::Result<ConnectionId> accepted = transport_.try_accept(listener);
+    if (accepted) {
+        std::unique_lock lock(mutex_);
+        const auto client = transport_.find_peer(accepted.value());
+        std::optional<std::uint32_t> pair;
+        if (client && ends_.count(key(*client)) != 0) {
+            pair = ends_[key(*client)].pair;
+        }
+        register_end(accepted.value(), sim::Side::server, pair);
+    }
+    return accepted;
+}
+
+void RealFaults::async_accept(model::ListenerId listener, model::ConnectHandler handler) {
+    transport_.async_accept(listener, [this, handler = std::move(handler)](
+                                          std::error_code error, ConnectionId connection) {
+        if (!error) {
+            std::unique_lock lock(mutex_);
+            const auto client = transport_.find_peer(connection);
+            std::optional<std::uint32_t> pair;
+            if (client && ends_.count(key(*client)) != 0) {
+                pair = ends_[key(*client)].pair;
+            }
+            register_end(connection, sim::Side::server, pair);
+        }
+        handler(error, connection);
+    });
+}
+
+void RealFaults::async_connect(const model::Endpoint& endpoint, model::ConnectHandler handler) {
+    std::uint32_t pair = 0;
+    {
+        std::unique_lock lock(mutex_);
+        pair = pairs_++;
+    }
+    transport_.async_connect(endpoint, [this, pair, handler = std::move(handler)](
+                                           std::error_code error, ConnectionId connection) {
+        if (!error) {
+            std::unique_lock lock(mutex_);
+            register_end(connection, sim::Side::client, pair);
+        }
+        handler(error, connection);
+    });
+}
+
+void RealFaults::kill_other_end(ConnectionId connection) {
+    const auto other = transport_.find_peer(connection);
+    if (!other) {
+        return;
+    }
+    auto found = ends_.find(key(*other));
+    if (found != ends_.end()) {
+        if (found->second.killed) {
+            return;
+        }
+        found->second.killed = true;
+        found->second.killed_send_error = model::make_error_code(NetErrc::connection_reset);
+    }
+    // SO_LINGER {1, 0}: the kernel sends a real RST to `connection`.
+    transport_.abort(*other);
+}
+
+std::span<const std::byte> RealFaults::shape_send(End& end, ConnectionId connection,
+                                                  std::span<const std::byte> bytes) {
+    std::size_t cap = bytes.size();
+    for (const sim::Fault& fault : faults_) {
+        if (!matches(fault, end)) {
+            continue;
+        }
+        if (fault.kind == sim::FaultKind::partial_send &&
+            (!fault.on_send || *fault.on_send == end.send_calls + 1)) {
+            cap = std::min<std::size_t>(cap, std::max<std::uint64_t>(1, fault.bytes));
+        }
+        if (fault.kind == sim::FaultKind::reset && fault.on_send &&
+            *fault.on_send == end.send_calls + 1) {
+            kill_other_end(connection);
+        }
+        if (fault.kind == sim::FaultKind::reset && fault.after_bytes) {
+            if (end.sent >= *fault.after_bytes) {
+                kill_other_end(connection);
+            } else {
+                cap = std::min<std::size_t>(cap, *fault.after_bytes - end.sent);
+            }
+        }
+    }
+    return bytes.first(cap);
+}
+
+void RealFaults::after_send(ConnectionId connection, std::size_t bytes) {
+    std::unique_lock lock(mutex_);
+    auto found = ends_.find(key(connection));
+    if (found == ends_.end()) {
+        return;
+    }
+    End& end = found->second;
+    ++end.send_calls;
+    end.sent += bytes;
+    for (const sim::Fault& fault : faults_) {
+        if (matches(fault, end) && fault.kind == sim::FaultKind::reset && fault.after_bytes &&
+            end.sent >= *fault.after_bytes) {
+            kill_other_end(connection);
+        }
+    }
+}
+
+model::Result<std::size_t> RealFaults::try_send(ConnectionId connection,
+                                                std::span<const std::byte> bytes) {
+    std::span<const std::byte> shaped = bytes;
+    {
+        std::unique_lock lock(mutex_);
+        auto found = ends_.find(key(connection));
+        if (found != ends_.end()) {
+            if (found->second.killed) {
+                return found->second.killed_send_error;
+            }
+            shaped = shape_send(found->second, connection, bytes);
+        }
+    }
+    model::Result<std::size_t> sent = transport_.try_send(connection, shaped);
+    if (sent) {
+        after_send(connection, sent.value());
+    }
+    return sent;
+}
+
+void RealFaults::async_send(ConnectionId connection, std::span<const std::byte> bytes,
+                            model::IoHandler handler) {
+    std::span<const std::byte> shaped = bytes;
+    {
+        std::unique_lock lock(mutex_);
+        auto found = ends_.find(key(connection));
+        if (found != ends_.end()) {
+            if (found->second.killed) {
+                transport_.post([handler = std::move(handler),
+                                 error = found->second.killed_send_error] { handler(error, 0); });
+                return;
+            }
+            shaped = shape_send(found->second, connection, bytes);
+        }
+    }
+    transport_.async_send(connection, shaped,
+                          [this, connection, handler = std::move(handler)](std::error_code error,
+                                                                           std::size_t sent) {
+                              if (!error) {
+                                  after_send(connection, sent);
+                              }
+                              handler(error, sent);
+                          });
+}
+
+model::Result<std::size_t> RealFaults::try_receive(ConnectionId connection,
+                                                   std::span<std::byte> buffer) {
+    {
+        std::unique_lock lock(mutex_);
+        auto found = ends_.find(key(connection));
+        if (found != ends_.end()) {
+            if (found->second.killed) {
+                return NetErrc::end_of_stream;
+            }
+            if (found->second.stalled) {
+                return NetErrc::would_block;
+            }
+        }
+    }
+    return transport_.try_receive(connection, buffer);
+}
+
+void RealFaults::async_receive(ConnectionId connection, std::span<std::byte> buffer,
+                               model::IoHandler handler) {
+    std::unique_lock lock(mutex_);
+    auto found = ends_.find(key(connection));
+    if (found != ends_.end()) {
+        End& end = found->second;
+        if (end.killed) {
+            transport_.post([handler = std::move(handler)] {
+                handler(model::make_error_code(NetErrc::operation_aborted), 0);
+            });
+            return;
+        }
+        if (end.stalled) {
+            end.receive_held = true;
+            end.held_buffer = buffer;
+            end.held_handler = std::move(handler);
+            return;
+        }
+        end.receive_pending = true;
+    }
+    transport_.async_receive(
+        connection, buffer,
+        [this, connection, buffer, handler = std::move(handler)](std::error_code error,
+                                                                 std::size_t bytes) mutable {
+            std::unique_lock inner(mutex_);
+            auto end = ends_.find(key(connection));
+            if (end != ends_.end()) {
+                end->second.receive_pending = false;
+                if (error == NetErrc::operation_aborted && end->second.swallow_abort) {
+                    // Cancelled by a stall: hold it until the stall ends.
+                    end->second.swallow_abort = false;
+                    end->second.receive_held = true;
+                    end->second.held_buffer = buffer;
+                    end->second.held_handler = std::move(handler);
+                    return;
+                }
+                end->second.swallow_abort = false;
+            }
+            inner.unlock();
+            handler(error, bytes);
+        });
+}
+
+void RealFaults::start_stall(ConnectionId connection, std::optional<model::Duration> duration) {
+    std::unique_lock lock(mutex_);
+    auto found = ends_.find(key(connection));
+    if (found == ends_.end() || found->second.killed) {
+        return;
+    }
+    found->second.stalled = true;
+    if (found->second.receive_pending) {
+        found->second.swallow_abort = true;
+        transport_.cancel_receive(connection);
+    }
+    if (duration) {
+        transport_.post_after(*duration, [this, connection] { end_stall(connection); });
+    }
+}
+
+void RealFaults::end_stall(ConnectionId connection) {
+    std::unique_lock lock(mutex_);
+    auto found = ends_.find(key(connection));
+    if (found == ends_.end()) {
+        return;
+    }
+    End& end = found->second;
+    end.stalled = false;
+    if (end.receive_held && !end.killed) {
+        end.receive_held = false;
+        const std::span<std::byte> buffer = end.held_buffer;
+        model::IoHandler handler = std::move(end.held_handler);
+        lock.unlock();
+        async_receive(connection, buffer, std::move(handler));
+    }
+}
+
+void RealFaults::cancel_send(ConnectionId connection) { transport_.cancel_send(connection); }
+
+void RealFaults::cancel_receive(ConnectionId connection) {
+    std::unique_lock lock(mutex_);
+    auto found = ends_.find(key(connection));
+    if (found != ends_.end() && found->second.receive_held) {
+        found->second.receive_held = false;
+        transport_.post([handler = std::move(found->second.held_handler)] {
+            handler(model::make_error_code(NetErrc::operation_aborted), 0);
+        });
+        return;
+    }
+    if (found != ends_.end() && found->second.killed) {
+        return;
+    }
+    transport_.cancel_receive(connection);
+}
+
+void RealFaults::shutdown(ConnectionId connection, model::ShutdownHow how) {
+    {
+        std::unique_lock lock(mutex_);
+        auto found = ends_.find(key(connection));
+        if (found != ends_.end() && found->second.killed) {
+            return;
+        }
+    }
+    transport_.shutdown(connection, how);
+}
+
+void RealFaults::close(ConnectionId connection) {
+    std::unique_lock lock(mutex_);
+    auto found = ends_.find(key(connection));
+    const bool killed = found != ends_.end() && found->second.killed;
+    if (found != ends_.end()) {
+        if (found->second.receive_held) {
+            transport_.post([handler = std::move(found->second.held_handler)] {
+                handler(model::make_error_code(NetErrc::operation_aborted), 0);
+            });
+        }
+        ends_.erase(found);
+    }
+    if (!killed) {
+        transport_.close(connection);
+    }
+}
+
+void RealFaults::abort(ConnectionId connection) {
+    std::unique_lock lock(mutex_);
+    auto found = ends_.find(key(connection));
+    const bool killed = found != ends_.end() && found->second.killed;
+    if (found != ends_.end()) {
+        if (found->second.receive_held) {
+            transport_.post([handler = std::move(found->second.held_handler)] {
+                handler(model::make_error_code(NetErrc::operation_aborted), 0);
+            });
+        }
+        ends_.erase(found);
+    }
+    if (!killed) {
+        transport_.abort(connection);
+    }
+}
+
+}  // namespace faultline::conformance

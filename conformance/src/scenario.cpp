@@ -1,0 +1,913 @@
+#include "faultline/conformance/scenario.h"
+
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <sstream>
+
+#include "faultline/model/profile.h"
+
+namespace faultline::conformance {
+namespace {
+
+using nlohmann::json;
+
+// Bounds on every size a file can ask for: generous for real use, small enough that a hostile
+// file cannot exhaust memory or time.
+constexpr std::int64_t kBytesMax = 64LL * 1024 * 1024;
+constexpr std::int64_t kSendAllBytesMax = 1LL << 30;
+constexpr std::int64_t kNsMax = 24LL * 3600 * 1'000'000'000;
+constexpr std::size_t kStepsMax = 10'000;
+constexpr std::size_t kThreadsMax = 64;
+constexpr std::size_t kSocketsMax = 16;
+constexpr std::size_t kSegmentsMax = 64;
+constexpr std::size_t kFaultsMax = 256;
+constexpr std::size_t kFileBytesMax = 4 * 1024 * 1024;
+
+struct Position {
+    std::size_t line = 1;
+    std::size_t column = 1;
+};
+
+std::string escape_pointer_token(const std::string& token) {
+    std::string escaped;
+    for (const char character : token) {
+        if (character == '~') {
+            escaped += "~0";
+        } else if (character == '/') {
+            escaped += "~1";
+        } else {
+            escaped += character;
+        }
+    }
+    return escaped;
+}
+
+/// Maps each JSON pointer of an already-valid document to the line and column where its value
+/// starts. nlohmann/json keeps no positions, so this is a small second scan of the text.
+class PositionIndex {
+public:
+    explicit PositionIndex(const std::string& text) : text_(text) {
+        skip_space();
+        value("");
+    }
+    [[nodiscard]] Position at(const std::string& pointer) const {
+        auto found = positions_.find(pointer);
+        std::string prefix = pointer;
+        while (found == positions_.end() && !prefix.empty()) {
+            prefix.erase(prefix.rfind('/'));
+            found = positions_.find(prefix);
+        }
+        return found == positions_.end() ? Position{} : found->second;
+    }
+
+private:
+    void advance() {
+        if (text_[offset_] == '\n') {
+            ++position_.line;
+            position_.column = 1;
+        } else {
+            ++position_.column;
+        }
+        ++offset_;
+    }
+    void skip_space() {
+        while (offset_ < text_.size() &&
+               (text_[offset_] == ' ' || text_[offset_] == '\n' || text_[offset_] == '\r' ||
+                text_[offset_] == '\t')) {
+            advance();
+        }
+    }
+    std::string string_token() {
+        std::string token;
+        advance();  // opening quote
+        while (offset_ < text_.size() && text_[offset_] != '"') {
+            if (text_[offset_] == '\\') {
+                advance();
+            }
+            if (offset_ < text_.size()) {
+                token += text_[offset_];
+                advance();
+            }
+        }
+        if (offset_ < text_.size()) {
+            advance();  // closing quote
+        }
+        return token;
+    }
+    void value(const std::string& pointer) {
+        if (offset_ >= text_.size() || depth_ > 512) {
+            return;
+        }
+        positions_.emplace(pointer, position_);
+        const char first = text_[offset_];
+        if (first == '{') {
+            ++depth_;
+            advance();
+            skip_space();
+            while (offset_ < text_.size() && text_[offset_] != '}') {
+                const std::string key = string_token();
+                skip_space();
+                advance();  // ':'
+                skip_space();
+                value(pointer + "/" + escape_pointer_token(key));
+                skip_space();
+                if (offset_ < text_.size() && text_[offset_] == ',') {
+                    advance();
+                    skip_space();
+                }
+            }
+            advance();
+            --depth_;
+        } else if (first == '[') {
+            ++depth_;
+            advance();
+            skip_space();
+            std::size_t index = 0;
+            while (offset_ < text_.size() && text_[offset_] != ']') {
+                value(pointer + "/" + std::to_string(index++));
+                skip_space();
+                if (offset_ < text_.size() && text_[offset_] == ',') {
+                    advance();
+                    skip_space();
+                }
+            }
+            advance();
+            --depth_;
+        } else if (first == '"') {
+            string_token();
+        } else {
+            while (offset_ < text_.size() && std::string_view(",]} \n\r\t").find(text_[offset_]) ==
+                                                 std::string_view::npos) {
+                advance();
+            }
+        }
+    }
+
+    const std::string& text_;
+    std::size_t offset_ = 0;
+    std::size_t depth_ = 0;
+    Position position_;
+    std::map<std::string, Position> positions_;
+};
+
+struct LoadError {
+    std::string pointer;
+    std::string message;
+};
+
+[[noreturn]] void fail(const std::string& pointer, const std::string& message) {
+    throw LoadError{pointer, message};
+}
+
+const std::map<std::string, std::vector<std::string>>& key_table() {
+    static const std::map<std::string, std::vector<std::string>> table = {
+        {"scenario",
+         {"schema_version", "name", "description", "clauses", "profiles", "transports", "seed",
+          "network", "sockets", "connect", "peer", "faults", "swarm", "threads", "expect"}},
+        {"transports", {"sim", "real"}},
+        {"network",
+         {"latency_ns", "jitter_ns", "bytes_per_second", "mss_bytes", "send_buffer_bytes",
+          "receive_buffer_bytes", "syn_retries", "syn_timeout_ns"}},
+        {"peer",
+         {"read", "read_after_ns", "read_chunk_bytes", "close_after_bytes", "reset_after_bytes",
+          "send_bytes"}},
+        {"fault",
+         {"kind", "side", "connection", "at_ns", "after_bytes", "on_send", "bytes", "duration_ns",
+          "latency_ns", "jitter_ns", "bytes_per_second", "thread", "after_step"}},
+        {"thread", {"name", "steps"}},
+        {"step",
+         {"op", "id", "socket", "target", "overload", "size", "offset", "buffer_length",
+          "null_buffer", "null_list", "segments", "callback", "bytes", "chunk", "ns", "how", "to",
+          "expect", "callback_expect", "note"}},
+        {"segment", {"array_length", "offset", "count", "null_array"}},
+        {"expectation",
+         {"throws", "param", "socket_error", "error_code", "returns", "returns_null", "error",
+          "completed_synchronously", "callback_before_return", "is_completed", "connected",
+          "callback_thread"}},
+        {"global_expectation", {"peer_received_bytes", "peer_saw"}},
+    };
+    return table;
+}
+
+void check_object(const json& value, const std::string& pointer, const std::string& kind) {
+    if (!value.is_object()) {
+        fail(pointer, "expected an object");
+    }
+    const auto& allowed = key_table().at(kind);
+    for (const auto& item : value.items()) {
+        if (std::find(allowed.begin(), allowed.end(), item.key()) == allowed.end()) {
+            fail(pointer + "/" + escape_pointer_token(item.key()),
+                 "unknown key \"" + item.key() + "\" in " + kind);
+        }
+    }
+}
+
+std::int64_t get_integer(const json& value, const std::string& pointer, std::int64_t low,
+                         std::int64_t high) {
+    if (!value.is_number_integer()) {
+        fail(pointer, "expected an integer");
+    }
+    if (value.is_number_unsigned() && value.get<std::uint64_t>() > static_cast<std::uint64_t>(high)) {
+        fail(pointer, "must be at most " + std::to_string(high));
+    }
+    const auto number = value.get<std::int64_t>();
+    if (number < low) {
+        fail(pointer, "must be at least " + std::to_string(low));
+    }
+    if (number > high) {
+        fail(pointer, "must be at most " + std::to_string(high));
+    }
+    return number;
+}
+
+std::uint64_t get_seed(const json& value, const std::string& pointer) {
+    if (!value.is_number_unsigned() && !(value.is_number_integer() && value.get<std::int64_t>() >= 0)) {
+        fail(pointer, "expected a non-negative integer");
+    }
+    return value.get<std::uint64_t>();
+}
+
+bool get_bool(const json& value, const std::string& pointer) {
+    if (!value.is_boolean()) {
+        fail(pointer, "expected true or false");
+    }
+    return value.get<bool>();
+}
+
+std::string get_string(const json& value, const std::string& pointer, std::size_t length_max = 4096) {
+    if (!value.is_string()) {
+        fail(pointer, "expected a string");
+    }
+    auto text = value.get<std::string>();
+    if (text.size() > length_max) {
+        fail(pointer, "string longer than " + std::to_string(length_max));
+    }
+    return text;
+}
+
+std::string get_choice(const json& value, const std::string& pointer,
+                       std::initializer_list<std::string_view> choices) {
+    std::string text = get_string(value, pointer);
+    std::string listed;
+    for (std::string_view choice : choices) {
+        if (text == choice) {
+            return text;
+        }
+        listed += (listed.empty() ? "" : ", ") + std::string(choice);
+    }
+    fail(pointer, "\"" + text + "\" is not one of: " + listed);
+}
+
+model::SocketError get_socket_error(const json& value, const std::string& pointer) {
+    const std::string name = get_string(value, pointer);
+    const auto error = model::socket_error_from_string(name);
+    if (!error) {
+        fail(pointer, "unknown SocketError \"" + name + "\"");
+    }
+    return *error;
+}
+
+bool is_profile_name(const std::string& name) { return model::profile_by_name(name).has_value(); }
+
+Expectation parse_expectation(const json& value, const std::string& pointer) {
+    check_object(value, pointer, "expectation");
+    Expectation expectation;
+    for (const auto& item : value.items()) {
+        const std::string key = item.key();
+        const std::string at = pointer + "/" + key;
+        const json& field = item.value();
+        if (key == "throws") {
+            expectation.throws = get_choice(
+                field, at,
+                {"none", "ArgumentException", "ArgumentNullException",
+                 "ArgumentOutOfRangeException", "InvalidOperationException",
+                 "ObjectDisposedException", "SocketException", "PlatformNotSupportedException",
+                 "NotSupportedException", "LivenessFailure"});
+        } else if (key == "param") {
+            expectation.param = get_string(field, at);
+        } else if (key == "socket_error") {
+            expectation.socket_error = get_socket_error(field, at);
+        } else if (key == "error_code") {
+            expectation.error_code = static_cast<int>(get_integer(field, at, -1, 100000));
+        } else if (key == "returns") {
+            expectation.returns = get_integer(field, at, 0, kSendAllBytesMax);
+        } else if (key == "returns_null") {
+            expectation.returns_null = get_bool(field, at);
+        } else if (key == "error") {
+            expectation.error = get_socket_error(field, at);
+        } else if (key == "completed_synchronously") {
+            expectation.completed_synchronously = get_bool(field, at);
+        } else if (key == "callback_before_return") {
+            expectation.callback_before_return = get_bool(field, at);
+        } else if (key == "is_completed") {
+            expectation.is_completed = get_bool(field, at);
+        } else if (key == "connected") {
+            expectation.connected = get_bool(field, at);
+        } else if (key == "callback_thread") {
+            expectation.callback_thread = get_choice(field, at, {"caller", "other"});
+        }
+    }
+    return expectation;
+}
+
+ExpectationSet parse_alternatives(const json& value, const std::string& pointer) {
+    if (value.is_object() && value.contains("any_of")) {
+        if (value.size() != 1) {
+            fail(pointer, "\"any_of\" must be the only key");
+        }
+        const json& list = value["any_of"];
+        if (!list.is_array() || list.empty() || list.size() > 16) {
+            fail(pointer + "/any_of", "expected an array of 1 to 16 expectations");
+        }
+        ExpectationSet alternatives;
+        for (std::size_t i = 0; i < list.size(); ++i) {
+            alternatives.push_back(parse_expectation(list[i], pointer + "/any_of/" + std::to_string(i)));
+        }
+        return alternatives;
+    }
+    return {parse_expectation(value, pointer)};
+}
+
+/// Either one expectation for every profile, or an object keyed by profile names.
+ProfileExpectations parse_profile_expectations(const json& value, const std::string& pointer) {
+    if (!value.is_object()) {
+        fail(pointer, "expected an object");
+    }
+    ProfileExpectations result;
+    bool any_profile_key = false;
+    for (const auto& item : value.items()) {
+        any_profile_key = any_profile_key || is_profile_name(item.key());
+    }
+    if (!any_profile_key) {
+        result["*"] = parse_alternatives(value, pointer);
+        return result;
+    }
+    for (const auto& item : value.items()) {
+        if (!is_profile_name(item.key())) {
+            fail(pointer + "/" + escape_pointer_token(item.key()),
+                 "mixes profile names with expectation keys");
+        }
+        result[item.key()] = parse_alternatives(item.value(), pointer + "/" + item.key());
+    }
+    return result;
+}
+
+GlobalExpectation parse_global(const json& value, const std::string& pointer) {
+    check_object(value, pointer, "global_expectation");
+    GlobalExpectation expectation;
+    if (value.contains("peer_received_bytes")) {
+        expectation.peer_received_bytes = static_cast<std::uint64_t>(
+            get_integer(value["peer_received_bytes"], pointer + "/peer_received_bytes", 0,
+                        kSendAllBytesMax));
+    }
+    if (value.contains("peer_saw")) {
+        expectation.peer_saw =
+            get_choice(value["peer_saw"], pointer + "/peer_saw", {"eof", "reset", "open"});
+    }
+    return expectation;
+}
+
+Step parse_step(const json& value, const std::string& pointer) {
+    check_object(value, pointer, "step");
+    Step step;
+    step.pointer = pointer;
+    if (!value.contains("op")) {
+        fail(pointer, "missing \"op\"");
+    }
+    static const std::map<std::string, StepOp> kOps = {
+        {"begin_send", StepOp::begin_send},   {"end_send", StepOp::end_send},
+        {"begin_receive", StepOp::begin_receive}, {"end_receive", StepOp::end_receive},
+        {"send_all", StepOp::send_all},       {"wait_completed", StepOp::wait_completed},
+        {"wait_peer", StepOp::wait_peer},     {"sleep", StepOp::sleep},
+        {"shutdown", StepOp::shutdown},       {"dispose", StepOp::dispose},
+        {"check", StepOp::check},             {"connect", StepOp::connect},
+    };
+    const std::string op = get_string(value["op"], pointer + "/op");
+    const auto found = kOps.find(op);
+    if (found == kOps.end()) {
+        fail(pointer + "/op", "unknown op \"" + op + "\"");
+    }
+    step.op = found->second;
+    for (const auto& item : value.items()) {
+        const std::string key = item.key();
+        const std::string at = pointer + "/" + key;
+        const json& field = item.value();
+        if (key == "id") {
+            step.id = get_string(field, at, 64);
+        } else if (key == "socket") {
+            step.socket = get_string(field, at, 64);
+        } else if (key == "target") {
+            step.target = get_string(field, at, 64);
+        } else if (key == "overload") {
+            step.overload = get_choice(field, at, {"plain", "out", "list", "list_out"});
+        } else if (key == "size") {
+            step.size = static_cast<int>(get_integer(field, at, -1000, kBytesMax));
+        } else if (key == "offset") {
+            step.offset = static_cast<int>(get_integer(field, at, -1000, kBytesMax));
+        } else if (key == "buffer_length") {
+            step.buffer_length = static_cast<int>(get_integer(field, at, 0, kBytesMax));
+        } else if (key == "null_buffer") {
+            step.null_buffer = get_bool(field, at);
+        } else if (key == "null_list") {
+            step.null_list = get_bool(field, at);
+        } else if (key == "segments") {
+            if (!field.is_array() || field.size() > kSegmentsMax) {
+                fail(at, "expected an array of at most " + std::to_string(kSegmentsMax) +
+                             " segments");
+            }
+            for (std::size_t i = 0; i < field.size(); ++i) {
+                const std::string segment_at = at + "/" + std::to_string(i);
+                check_object(field[i], segment_at, "segment");
+                Segment segment;
+                const json& item_value = field[i];
+                if (item_value.contains("array_length")) {
+                    segment.array_length = static_cast<int>(get_integer(
+                        item_value["array_length"], segment_at + "/array_length", 0, kBytesMax));
+                }
+                if (item_value.contains("offset")) {
+                    segment.offset = static_cast<int>(get_integer(
+                        item_value["offset"], segment_at + "/offset", -1000, kBytesMax));
+                }
+                if (item_value.contains("count")) {
+                    segment.count = static_cast<int>(get_integer(
+                        item_value["count"], segment_at + "/count", -1000, kBytesMax));
+                }
+                if (item_value.contains("null_array")) {
+                    segment.null_array =
+                        get_bool(item_value["null_array"], segment_at + "/null_array");
+                }
+                step.segments.push_back(segment);
+            }
+        } else if (key == "callback") {
+            step.callback = get_choice(field, at, {"none", "record", "end", "end_out"});
+        } else if (key == "bytes") {
+            step.bytes = static_cast<std::uint64_t>(get_integer(field, at, 0, kSendAllBytesMax));
+        } else if (key == "chunk") {
+            step.chunk = static_cast<int>(get_integer(field, at, 0, kBytesMax));
+        } else if (key == "ns") {
+            step.ns = static_cast<std::uint64_t>(get_integer(field, at, 0, kNsMax));
+        } else if (key == "how") {
+            step.how = get_choice(field, at, {"send", "receive", "both"});
+        } else if (key == "to") {
+            step.to = get_choice(field, at, {"peer", "refused", "unreachable", "silent"});
+        } else if (key == "expect") {
+            step.expect = parse_profile_expectations(field, at);
+        } else if (key == "callback_expect") {
+            step.callback_expect = parse_profile_expectations(field, at);
+        } else if (key == "note") {
+            static_cast<void>(get_string(field, at));
+        }
+    }
+    const bool begins = step.op == StepOp::begin_send || step.op == StepOp::begin_receive;
+    if (begins && step.id.empty()) {
+        fail(pointer, "begin steps need an \"id\"");
+    }
+    const bool targets = step.op == StepOp::end_send || step.op == StepOp::end_receive ||
+                         step.op == StepOp::wait_completed;
+    if (targets && step.target.empty()) {
+        fail(pointer, "this step needs a \"target\"");
+    }
+    if (step.op == StepOp::send_all && step.bytes == 0) {
+        fail(pointer, "send_all needs \"bytes\" > 0");
+    }
+    if (!step.callback_expect.empty() && step.callback != "end" && step.callback != "end_out") {
+        fail(pointer + "/callback_expect", "needs \"callback\": \"end\" or \"end_out\"");
+    }
+    return step;
+}
+
+sim::Side get_side(const json& value, const std::string& pointer) {
+    return get_choice(value, pointer, {"client", "server"}) == "client" ? sim::Side::client
+                                                                       : sim::Side::server;
+}
+
+void parse_fault(const json& value, const std::string& pointer, Scenario& scenario) {
+    check_object(value, pointer, "fault");
+    if (!value.contains("kind")) {
+        fail(pointer, "missing \"kind\"");
+    }
+    const std::string kind =
+        get_choice(value["kind"], pointer + "/kind",
+                   {"partial_send", "reset", "close", "stall", "latency", "bandwidth",
+                    "thread_exit"});
+    auto integer = [&](const char* key, std::int64_t low, std::int64_t high) {
+        return get_integer(value[key], pointer + "/" + key, low, high);
+    };
+    if (kind == "thread_exit") {
+        if (!value.contains("thread")) {
+            fail(pointer, "thread_exit needs \"thread\"");
+        }
+        const std::string name = get_string(value["thread"], pointer + "/thread");
+        auto thread = std::find_if(scenario.threads.begin(), scenario.threads.end(),
+                                   [&](const ThreadSpec& spec) { return spec.name == name; });
+        if (thread == scenario.threads.end()) {
+            fail(pointer + "/thread", "no thread named \"" + name + "\"");
+        }
+        if (value.contains("after_step") == value.contains("at_ns")) {
+            fail(pointer, "thread_exit needs exactly one of \"after_step\" and \"at_ns\"");
+        }
+        if (value.contains("after_step")) {
+            thread->exit_after_step = get_string(value["after_step"], pointer + "/after_step");
+            const bool exists = std::any_of(thread->steps.begin(), thread->steps.end(),
+                                            [&](const Step& step) {
+                                                return step.id == *thread->exit_after_step;
+                                            });
+            if (!exists) {
+                fail(pointer + "/after_step", "no step with that id in thread \"" + name + "\"");
+            }
+        } else {
+            thread->exit_at_ns = static_cast<std::uint64_t>(integer("at_ns", 0, kNsMax));
+        }
+        for (const char* key : {"side", "connection", "after_bytes", "on_send", "bytes",
+                                "duration_ns", "latency_ns", "jitter_ns", "bytes_per_second"}) {
+            if (value.contains(key)) {
+                fail(pointer + "/" + key, "not used by thread_exit");
+            }
+        }
+        return;
+    }
+    sim::Fault fault;
+    static const std::map<std::string, sim::FaultKind> kKinds = {
+        {"partial_send", sim::FaultKind::partial_send}, {"reset", sim::FaultKind::reset},
+        {"close", sim::FaultKind::close},               {"stall", sim::FaultKind::stall},
+        {"latency", sim::FaultKind::latency},           {"bandwidth", sim::FaultKind::bandwidth}};
+    fault.kind = kKinds.at(kind);
+    if (value.contains("thread") || value.contains("after_step")) {
+        fail(pointer, "\"thread\"/\"after_step\" belong to thread_exit");
+    }
+    if (value.contains("side")) {
+        fault.side = get_side(value["side"], pointer + "/side");
+    }
+    if (value.contains("connection")) {
+        fault.connection = static_cast<std::uint32_t>(integer("connection", 0, 1'000'000));
+    }
+    if (value.contains("at_ns")) {
+        fault.at = model::Duration(integer("at_ns", 0, kNsMax));
+    }
+    if (value.contains("after_bytes")) {
+        fault.after_bytes = static_cast<std::uint64_t>(integer("after_bytes", 0, kSendAllBytesMax));
+    }
+    if (value.contains("on_send")) {
+        fault.on_send = static_cast<std::uint64_t>(integer("on_send", 1, 1'000'000'000));
+    }
+    if (value.contains("bytes")) {
+        fault.bytes = static_cast<std::uint64_t>(integer("bytes", 1, kBytesMax));
+    }
+    if (value.contains("duration_ns")) {
+        fault.duration = model::Duration(integer("duration_ns", 1, kNsMax));
+    }
+    if (value.contains("latency_ns")) {
+        fault.latency = model::Duration(integer("latency_ns", 0, 3'600'000'000'000LL));
+    }
+    if (value.contains("jitter_ns")) {
+        fault.jitter = model::Duration(integer("jitter_ns", 0, 3'600'000'000'000LL));
+    }
+    if (value.contains("bytes_per_second")) {
+        fault.bytes_per_second =
+            static_cast<std::uint64_t>(integer("bytes_per_second", 0, 1'000'000'000'000LL));
+    }
+    switch (fault.kind) {
+        case sim::FaultKind::partial_send:
+            if (!value.contains("bytes")) {
+                fail(pointer, "partial_send needs \"bytes\"");
+            }
+            if (fault.at || fault.after_bytes) {
+                fail(pointer, "partial_send is triggered by \"on_send\" (or every send)");
+            }
+            break;
+        case sim::FaultKind::reset:
+            if (static_cast<int>(fault.at.has_value()) + static_cast<int>(fault.after_bytes.has_value()) +
+                    static_cast<int>(fault.on_send.has_value()) != 1) {
+                fail(pointer, "reset needs exactly one of \"at_ns\", \"after_bytes\", \"on_send\"");
+            }
+            break;
+        case sim::FaultKind::close:
+        case sim::FaultKind::stall:
+            if (!fault.at) {
+                fail(pointer, kind + " needs \"at_ns\"");
+            }
+            break;
+        case sim::FaultKind::latency:
+        case sim::FaultKind::bandwidth: break;
+    }
+    scenario.faults.push_back(fault);
+}
+
+void parse_network(const json& value, const std::string& pointer, sim::NetworkConfig& network) {
+    check_object(value, pointer, "network");
+    auto integer = [&](const char* key, std::int64_t low, std::int64_t high) {
+        return get_integer(value[key], pointer + "/" + key, low, high);
+    };
+    if (value.contains("latency_ns")) {
+        network.latency = model::Duration(integer("latency_ns", 0, 3'600'000'000'000LL));
+    }
+    if (value.contains("jitter_ns")) {
+        network.jitter = model::Duration(integer("jitter_ns", 0, 3'600'000'000'000LL));
+    }
+    if (value.contains("bytes_per_second")) {
+        network.bytes_per_second =
+            static_cast<std::uint64_t>(integer("bytes_per_second", 0, 1'000'000'000'000LL));
+    }
+    if (value.contains("mss_bytes")) {
+        network.mss_bytes = static_cast<std::size_t>(integer("mss_bytes", 1, 65535));
+    }
+    if (value.contains("send_buffer_bytes")) {
+        network.send_buffer_bytes = static_cast<std::size_t>(integer("send_buffer_bytes", 1, kBytesMax));
+    }
+    if (value.contains("receive_buffer_bytes")) {
+        network.receive_buffer_bytes =
+            static_cast<std::size_t>(integer("receive_buffer_bytes", 1, kBytesMax));
+    }
+    if (value.contains("syn_retries")) {
+        network.syn_retries = static_cast<int>(integer("syn_retries", 0, 10));
+    }
+    if (value.contains("syn_timeout_ns")) {
+        network.syn_timeout = model::Duration(integer("syn_timeout_ns", 1, 60'000'000'000LL));
+    }
+}
+
+void parse_peer(const json& value, const std::string& pointer, PeerSpec& peer) {
+    check_object(value, pointer, "peer");
+    auto integer = [&](const char* key, std::int64_t low, std::int64_t high) {
+        return static_cast<std::uint64_t>(get_integer(value[key], pointer + "/" + key, low, high));
+    };
+    if (value.contains("read")) {
+        peer.read = get_bool(value["read"], pointer + "/read");
+    }
+    if (value.contains("read_after_ns")) {
+        peer.read_after_ns = integer("read_after_ns", 0, kNsMax);
+    }
+    if (value.contains("read_chunk_bytes")) {
+        peer.read_chunk_bytes = integer("read_chunk_bytes", 1, kBytesMax);
+    }
+    if (value.contains("close_after_bytes")) {
+        peer.close_after_bytes = integer("close_after_bytes", 0, kSendAllBytesMax);
+    }
+    if (value.contains("reset_after_bytes")) {
+        peer.reset_after_bytes = integer("reset_after_bytes", 0, kSendAllBytesMax);
+    }
+    if (value.contains("send_bytes")) {
+        peer.send_bytes = integer("send_bytes", 0, kBytesMax);
+    }
+}
+
+Scenario parse_scenario(const json& root, const std::string& path) {
+    check_object(root, "", "scenario");
+    Scenario scenario;
+    scenario.path = path;
+    for (const char* required : {"schema_version", "name", "clauses", "threads"}) {
+        if (!root.contains(required)) {
+            fail("", std::string("missing required key \"") + required + "\"");
+        }
+    }
+    if (get_integer(root["schema_version"], "/schema_version", 1, 1) != 1) {
+        fail("/schema_version", "only schema_version 1 is supported");
+    }
+    scenario.name = get_string(root["name"], "/name", 128);
+    const std::string stem = std::filesystem::path(path).stem().string();
+    if (!path.empty() && stem != scenario.name) {
+        fail("/name", "must equal the file name stem \"" + stem + "\"");
+    }
+    if (root.contains("description")) {
+        scenario.description = get_string(root["description"], "/description", 4096);
+    }
+    const json& clauses = root["clauses"];
+    if (!clauses.is_array() || clauses.empty() || clauses.size() > 64) {
+        fail("/clauses", "expected an array of 1 to 64 clause ids");
+    }
+    for (std::size_t i = 0; i < clauses.size(); ++i) {
+        const std::string at = "/clauses/" + std::to_string(i);
+        const std::string clause = get_string(clauses[i], at, 16);
+        const bool well_formed = clause.size() >= 3 && std::string("SAMWPT").find(clause[0]) !=
+                                                           std::string::npos &&
+                                 clause[1] == '-' &&
+                                 std::all_of(clause.begin() + 2, clause.end(),
+                                             [](char c) { return c >= '0' && c <= '9'; });
+        if (!well_formed) {
+            fail(at, "\"" + clause + "\" is not a clause id like S-9");
+        }
+        scenario.clauses.push_back(clause);
+    }
+    if (root.contains("profiles")) {
+        const json& profiles = root["profiles"];
+        if (!profiles.is_array() || profiles.empty() || profiles.size() > 2) {
+            fail("/profiles", "expected an array of profile names");
+        }
+        for (std::size_t i = 0; i < profiles.size(); ++i) {
+            scenario.profiles.push_back(
+                get_choice(profiles[i], "/profiles/" + std::to_string(i), {"documented", "dotnet-unix"}));
+        }
+    } else {
+        scenario.profiles = {"documented", "dotnet-unix"};
+    }
+    if (root.contains("transports")) {
+        const json& transports = root["transports"];
+        check_object(transports, "/transports", "transports");
+        for (const char* name : {"sim", "real"}) {
+            if (!transports.contains(name)) {
+                continue;
+            }
+            const json& value = transports[name];
+            const std::string at = std::string("/transports/") + name;
+            std::optional<std::string> reason;
+            if (value.is_string()) {
+                reason = get_string(value, at, 1024);
+                if (reason->empty()) {
+                    fail(at, "a not-applicable reason must not be empty");
+                }
+            } else if (!get_bool(value, at)) {
+                fail(at, "use a string to say why this transport does not apply");
+            }
+            (std::string(name) == "sim" ? scenario.sim_not_applicable
+                                        : scenario.real_not_applicable) = reason;
+        }
+    }
+    if (root.contains("seed")) {
+        scenario.seed = get_seed(root["seed"], "/seed");
+    }
+    if (root.contains("network")) {
+        parse_network(root["network"], "/network", scenario.network);
+        scenario.network_given = true;
+    }
+    if (root.contains("sockets")) {
+        const json& sockets = root["sockets"];
+        if (!sockets.is_array() || sockets.empty() || sockets.size() > kSocketsMax) {
+            fail("/sockets", "expected an array of 1 to " + std::to_string(kSocketsMax) + " names");
+        }
+        for (std::size_t i = 0; i < sockets.size(); ++i) {
+            scenario.sockets.push_back(get_string(sockets[i], "/sockets/" + std::to_string(i), 64));
+        }
+    } else {
+        scenario.sockets = {"client"};
+    }
+    if (root.contains("connect")) {
+        scenario.connect = get_choice(root["connect"], "/connect", {"peer", "none"});
+    }
+    if (root.contains("peer")) {
+        parse_peer(root["peer"], "/peer", scenario.peer);
+    }
+    if (root.contains("swarm")) {
+        scenario.swarm = get_bool(root["swarm"], "/swarm");
+    }
+    const json& threads = root["threads"];
+    if (!threads.is_array() || threads.empty() || threads.size() > kThreadsMax) {
+        fail("/threads", "expected an array of 1 to " + std::to_string(kThreadsMax) + " threads");
+    }
+    std::set<std::string> ids;
+    for (std::size_t t = 0; t < threads.size(); ++t) {
+        const std::string at = "/threads/" + std::to_string(t);
+        check_object(threads[t], at, "thread");
+        ThreadSpec spec;
+        if (!threads[t].contains("name") || !threads[t].contains("steps")) {
+            fail(at, "a thread needs \"name\" and \"steps\"");
+        }
+        spec.name = get_string(threads[t]["name"], at + "/name", 64);
+        const json& steps = threads[t]["steps"];
+        if (!steps.is_array() || steps.size() > kStepsMax) {
+            fail(at + "/steps", "expected an array of at most " + std::to_string(kStepsMax) + " steps");
+        }
+        for (std::size_t s = 0; s < steps.size(); ++s) {
+            Step step = parse_step(steps[s], at + "/steps/" + std::to_string(s));
+            if (std::find(scenario.sockets.begin(), scenario.sockets.end(), step.socket) ==
+                scenario.sockets.end()) {
+                fail(step.pointer + "/socket", "no socket named \"" + step.socket + "\"");
+            }
+            if (!step.id.empty() && !ids.insert(step.id).second) {
+                fail(step.pointer + "/id", "duplicate id \"" + step.id + "\"");
+            }
+            spec.steps.push_back(std::move(step));
+        }
+        for (const ThreadSpec& other : scenario.threads) {
+            if (other.name == spec.name) {
+                fail(at + "/name", "duplicate thread name \"" + spec.name + "\"");
+            }
+        }
+        scenario.threads.push_back(std::move(spec));
+    }
+    for (std::size_t t = 0; t < scenario.threads.size(); ++t) {
+        for (const Step& step : scenario.threads[t].steps) {
+            if (!step.target.empty() && step.target != "null" && step.target != "foreign" &&
+                ids.count(step.target) == 0) {
+                fail(step.pointer + "/target", "no operation with id \"" + step.target + "\"");
+            }
+        }
+    }
+    if (root.contains("faults")) {
+        const json& faults = root["faults"];
+        if (!faults.is_array() || faults.size() > kFaultsMax) {
+            fail("/faults", "expected an array of at most " + std::to_string(kFaultsMax) + " faults");
+        }
+        for (std::size_t i = 0; i < faults.size(); ++i) {
+            parse_fault(faults[i], "/faults/" + std::to_string(i), scenario);
+        }
+    }
+    if (root.contains("expect")) {
+        const json& expect = root["expect"];
+        if (!expect.is_object()) {
+            fail("/expect", "expected an object");
+        }
+        bool by_profile = false;
+        for (const auto& item : expect.items()) {
+            by_profile = by_profile || is_profile_name(item.key());
+        }
+        if (by_profile) {
+            for (const auto& item : expect.items()) {
+                if (!is_profile_name(item.key())) {
+                    fail("/expect/" + item.key(), "mixes profile names with expectation keys");
+                }
+                scenario.expect[item.key()] = parse_global(item.value(), "/expect/" + item.key());
+            }
+        } else {
+            scenario.expect["*"] = parse_global(expect, "/expect");
+        }
+    }
+    return scenario;
+}
+
+}  // namespace
+
+LoadResult load_scenario_text(const std::string& path, const std::string& text) {
+    const std::string shown = path.empty() ? std::string("<scenario>") : path;
+    if (text.size() > kFileBytesMax) {
+        return shown + ":1:1: : file larger than " + std::to_string(kFileBytesMax) + " bytes";
+    }
+    json root;
+    try {
+        root = json::parse(text);
+    } catch (const json::parse_error& error) {
+        // Turn the byte offset into a line and column.
+        std::size_t line = 1;
+        std::size_t column = 1;
+        const std::size_t end = std::min<std::size_t>(error.byte == 0 ? 0 : error.byte - 1, text.size());
+        for (std::size_t i = 0; i < end; ++i) {
+            if (text[i] == '\n') {
+                ++line;
+                column = 1;
+            } else {
+                ++column;
+            }
+        }
+        std::string message = error.what();
+        const auto cut = message.find("syntax error");
+        if (cut != std::string::npos) {
+            message = message.substr(cut);
+        }
+        return shown + ":" + std::to_string(line) + ":" + std::to_string(column) + ": : " + message;
+    }
+    try {
+        return parse_scenario(root, path);
+    } catch (const LoadError& error) {
+        const PositionIndex index(text);
+        const Position position = index.at(error.pointer);
+        return shown + ":" + std::to_string(position.line) + ":" + std::to_string(position.column) +
+               ": " + (error.pointer.empty() ? std::string("/") : error.pointer) + ": " +
+               error.message;
+    } catch (const std::exception& error) {
+        return shown + ":1:1: /: " + error.what();
+    }
+}
+
+LoadResult load_scenario_file(const std::string& path) {
+    std::error_code error;
+    const auto size = std::filesystem::file_size(path, error);
+    if (error) {
+        return path + ":1:1: : cannot read: " + error.message();
+    }
+    if (size > kFileBytesMax) {
+        return path + ":1:1: : file larger than " + std::to_string(kFileBytesMax) + " bytes";
+    }
+    std::ifstream file(path, std::ios::binary);
+    if (!file) {
+        return path + ":1:1: : cannot open";
+    }
+    std::ostringstream text;
+    text << file.rdbuf();
+    return load_scenario_text(path, text.str());
+}
+
+std::vector<std::string> list_scenario_files(const std::string& root) {
+    std::vector<std::string> files;
+    std::error_code error;
+    if (std::filesystem::is_regular_file(root, error)) {
+        return {root};
+    }
+    for (std::filesystem::recursive_directory_iterator it(root, error), end; !error && it != end;
+         it.increment(error)) {
+        if (it->is_directory() && it->path().filename() == "schema") {
+            it.disable_recursion_pending();
+            continue;
+        }
+        if (it->is_regular_file() && it->path().extension() == ".json") {
+            files.push_back(it->path().string());
+        }
+    }
+    std::sort(files.begin(), files.end());
+    return files;
+}
+
+const std::map<std::string, std::vector<std::string>>& accepted_keys() { return key_table(); }
+
+}  // namespace faultline::conformance
