@@ -304,6 +304,51 @@ TEST(RealTransport, ReceiveReportsConnectionResetAfterPeerAbort) {
     EXPECT_EQ(received->bytes, 0U);
 }
 
+TEST(RealTransport, CloseWithUnreadDataResetsThePeer) {
+    RealTransport transport;
+    const ListenerId listener = listen_loopback(transport);
+    Pair pair;
+    ASSERT_NO_FATAL_FAILURE(connect_pair(transport, listener, pair));
+
+    // Both bytes arrive in one segment; reading one leaves the other unread at the server.
+    const std::vector<std::byte> two = bytes_of("ab");
+    ASSERT_TRUE(transport.try_send(pair.client, two).has_value());
+    std::array<std::byte, 1> one{};
+    const CompletionPtr partial = make_completion();
+    transport.async_receive(pair.server, one, io_handler(transport, partial));
+    ASSERT_TRUE(await(transport, partial));
+    ASSERT_EQ(partial->bytes, 1U);
+
+    const CompletionPtr received = make_completion();
+    std::array<std::byte, 8> buffer{};
+    transport.async_receive(pair.client, buffer, io_handler(transport, received));
+    transport.close(pair.server);  // Linux answers unread data with RST, not FIN
+    ASSERT_TRUE(await(transport, received));
+    EXPECT_EQ(received->error, NetErrc::connection_reset);
+}
+
+void throwing_assert_handler(const char* expression, const char*, int) {
+    throw std::logic_error(expression);
+}
+
+TEST(RealTransport, UsingADeadIdIsAnAssertion) {
+    RealTransport transport;
+    const ListenerId listener = listen_loopback(transport);
+    Pair pair;
+    ASSERT_NO_FATAL_FAILURE(connect_pair(transport, listener, pair));
+    transport.close(pair.client);
+    transport.abort(pair.server);
+    transport.close(listener);
+
+    const AssertHandler previous = set_assert_handler(&throwing_assert_handler);
+    const std::vector<std::byte> payload = bytes_of("x");
+    EXPECT_THROW(static_cast<void>(transport.try_send(pair.client, payload)), std::logic_error);
+    EXPECT_THROW(transport.close(pair.server), std::logic_error);
+    EXPECT_THROW(static_cast<void>(transport.try_accept(listener)), std::logic_error);
+    EXPECT_THROW(transport.on_thread_exit(ThreadId{0}, [] {}), std::logic_error);
+    set_assert_handler(previous);
+}
+
 TEST(RealTransport, ShutdownSendGivesThePeerEndOfStreamAndLaterSendsBrokenPipe) {
     RealTransport transport;
     const ListenerId listener = listen_loopback(transport);
