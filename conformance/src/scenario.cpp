@@ -832,7 +832,7 @@ Scenario parse_scenario(const json& root, const std::string& path) {
 LoadResult load_scenario_text(const std::string& path, const std::string& text) {
     const std::string shown = path.empty() ? std::string("<scenario>") : path;
     if (text.size() > kFileBytesMax) {
-        return shown + ":1:1: : file larger than " + std::to_string(kFileBytesMax) + " bytes";
+        return shown + ":1:1: (file): larger than " + std::to_string(kFileBytesMax) + " bytes";
     }
     json root;
     try {
@@ -855,7 +855,13 @@ LoadResult load_scenario_text(const std::string& path, const std::string& text) 
         if (cut != std::string::npos) {
             message = message.substr(cut);
         }
-        return shown + ":" + std::to_string(line) + ":" + std::to_string(column) + ": : " + message;
+        return shown + ":" + std::to_string(line) + ":" + std::to_string(column) + ": (syntax): " +
+               message;
+    } catch (const json::exception& error) {
+        // Not a syntax error but still unreadable, e.g. a number too large for a double.
+        std::string message = error.what();
+        const auto cut = message.find("] ");
+        return shown + ":1:1: (syntax): " + (cut == std::string::npos ? message : message.substr(cut + 2));
     }
     try {
         return parse_scenario(root, path);
@@ -874,14 +880,14 @@ LoadResult load_scenario_file(const std::string& path) {
     std::error_code error;
     const auto size = std::filesystem::file_size(path, error);
     if (error) {
-        return path + ":1:1: : cannot read: " + error.message();
+        return path + ":1:1: (file): cannot read: " + error.message();
     }
     if (size > kFileBytesMax) {
-        return path + ":1:1: : file larger than " + std::to_string(kFileBytesMax) + " bytes";
+        return path + ":1:1: (file): larger than " + std::to_string(kFileBytesMax) + " bytes";
     }
     std::ifstream file(path, std::ios::binary);
     if (!file) {
-        return path + ":1:1: : cannot open";
+        return path + ":1:1: (file): cannot open";
     }
     std::ostringstream text;
     text << file.rdbuf();

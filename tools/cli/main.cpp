@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <charconv>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <map>
@@ -110,9 +111,15 @@ Options parse_options(const std::vector<std::string>& args) {
 bool load_all(const std::vector<std::string>& paths, std::vector<Scenario>& scenarios) {
     bool all_ok = true;
     for (const std::string& path : paths) {
+        std::error_code exists_error;
+        if (!std::filesystem::exists(path, exists_error)) {
+            std::cerr << path << ":1:1: (file): cannot read: no such file or folder\n";
+            all_ok = false;
+            continue;
+        }
         const auto files = faultline::conformance::list_scenario_files(path);
         if (files.empty()) {
-            std::cerr << path << ":1:1: : no scenario files here\n";
+            std::cerr << path << ":1:1: (file): no scenario files here\n";
             all_ok = false;
         }
         for (const std::string& file : files) {

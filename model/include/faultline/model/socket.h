@@ -677,11 +677,9 @@ private:
         if (out_error != nullptr) {
             *out_error = SocketError::Success;
         }
-        if (op->total_ == 0) {
-            return finish_synchronously(lock, op, {}, 0);  // S-10
-        }
         if (send_queue_.empty()) {
-            // S-21: with an idle queue the send is tried inline.
+            // S-21: with an idle queue the send is tried inline; a zero-length send completes
+            // here with 0 (S-10). Behind a pending send it waits its turn like any other (S-20).
             const Attempt attempt = attempt_send(*op);
             if (attempt.status == Status::done) {
                 return finish_synchronously(lock, op, {}, op->done_);
