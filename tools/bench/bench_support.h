@@ -37,7 +37,8 @@ using Clock = std::chrono::steady_clock;
 }
 
 /// "min .. max" of `samples`, each formatted with `format` after dividing by `scale`.
-[[nodiscard]] inline std::string spread(const std::vector<double>& samples, double scale,
+[[nodiscard]] inline std::string spread(const std::vector<double>& samples,
+                                        double scale,
                                         const char* format) {
     if (samples.empty()) {
         return "-";
@@ -90,11 +91,18 @@ inline bool pin_this_thread(std::initializer_list<int> cpus) {
 /// Prints the machine-readable line run_all collects:
 /// `RESULT | figure | measured | target | PASS, MISS or -`. `status` is "-" for a figure
 /// without a target.
-inline void print_result(std::string_view figure, std::string_view measured,
-                         std::string_view target, std::string_view status) {
-    std::printf("RESULT | %.*s | %.*s | %.*s | %.*s\n", static_cast<int>(figure.size()),
-                figure.data(), static_cast<int>(measured.size()), measured.data(),
-                static_cast<int>(target.size()), target.data(), static_cast<int>(status.size()),
+inline void print_result(std::string_view figure,
+                         std::string_view measured,
+                         std::string_view target,
+                         std::string_view status) {
+    std::printf("RESULT | %.*s | %.*s | %.*s | %.*s\n",
+                static_cast<int>(figure.size()),
+                figure.data(),
+                static_cast<int>(measured.size()),
+                measured.data(),
+                static_cast<int>(target.size()),
+                target.data(),
+                static_cast<int>(status.size()),
                 status.data());
     std::fflush(stdout);
 }

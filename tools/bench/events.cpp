@@ -4,6 +4,7 @@
 // interleaved and pinned to one CPU. Targets: sim/bare >= 0.5 and sim >= 5 million events/s.
 #include <cstdint>
 #include <cstdio>
+#include <exception>
 #include <functional>
 #include <queue>
 #include <vector>
@@ -110,7 +111,8 @@ double measure() {
     const std::uint64_t events = workload.run();
     const double seconds = seconds_between(start, Clock::now());
     if (events != kEventsPerRun) {
-        std::fprintf(stderr, "workload ran %llu events, expected %llu\n",
+        std::fprintf(stderr,
+                     "workload ran %llu events, expected %llu\n",
                      static_cast<unsigned long long>(events),
                      static_cast<unsigned long long>(kEventsPerRun));
     }
@@ -120,10 +122,13 @@ double measure() {
 int run() {
     const bool pinned = pin_this_thread({0});
     std::printf("faultline_bench_events: sim::Scheduler vs bare priority_queue<std::function>\n");
-    std::printf("placement: single thread pinned to CPU %s%s\n", this_thread_cpus().c_str(),
+    std::printf("placement: single thread pinned to CPU %s%s\n",
+                this_thread_cpus().c_str(),
                 pinned ? "" : " (pinning refused)");
     std::printf("workload: %zu pending, %llu events per run, %d interleaved runs each, medians\n",
-                kPending, static_cast<unsigned long long>(kEventsPerRun), kRuns);
+                kPending,
+                static_cast<unsigned long long>(kEventsPerRun),
+                kRuns);
     // Warm-up: page in the allocator and the code of both loops.
     static_cast<void>(measure<sim::Scheduler>());
     static_cast<void>(measure<BareLoop>());
@@ -140,18 +145,26 @@ int run() {
     const double sim_rate = median(sim_rates);
     const double bare_rate = median(bare_rates);
     const double ratio = median(ratios);
-    std::printf("sim::Scheduler  %7.2f M events/s (runs %s)\n", sim_rate / 1e6,
+    std::printf("sim::Scheduler  %7.2f M events/s (runs %s)\n",
+                sim_rate / 1e6,
                 spread(sim_rates, 1e6, "%.2f").c_str());
-    std::printf("bare loop       %7.2f M events/s (runs %s)\n", bare_rate / 1e6,
+    std::printf("bare loop       %7.2f M events/s (runs %s)\n",
+                bare_rate / 1e6,
                 spread(bare_rates, 1e6, "%.2f").c_str());
-    std::printf("ratio sim/bare  %7.2f (median of per-pair ratios, runs %s)\n", ratio,
+    std::printf("ratio sim/bare  %7.2f (median of per-pair ratios, runs %s)\n",
+                ratio,
                 spread(ratios, 1, "%.2f").c_str());
     const bool ratio_pass = ratio >= kRatioMin;
     const bool rate_pass = sim_rate >= kSimEventsPerSecondMin;
-    std::printf("target: ratio >= %.1f: %s; sim >= %.0f M events/s: %s\n", kRatioMin,
-                pass_or_miss(ratio_pass), kSimEventsPerSecondMin / 1e6, pass_or_miss(rate_pass));
-    print_result("sim events/s (Scheduler, 1024 pending, CPU 0)", fixed(sim_rate / 1e6, 2) + " M/s",
-                 ">= 5 M/s", pass_or_miss(rate_pass));
+    std::printf("target: ratio >= %.1f: %s; sim >= %.0f M events/s: %s\n",
+                kRatioMin,
+                pass_or_miss(ratio_pass),
+                kSimEventsPerSecondMin / 1e6,
+                pass_or_miss(rate_pass));
+    print_result("sim events/s (Scheduler, 1024 pending, CPU 0)",
+                 fixed(sim_rate / 1e6, 2) + " M/s",
+                 ">= 5 M/s",
+                 pass_or_miss(rate_pass));
     print_result("bare loop events/s (same run)", fixed(bare_rate / 1e6, 2) + " M/s", "-", "-");
     print_result("ratio sim/bare events/s", fixed(ratio, 2), ">= 0.5", pass_or_miss(ratio_pass));
     return 0;
@@ -160,4 +173,11 @@ int run() {
 }  // namespace
 }  // namespace faultline::bench
 
-int main() { return faultline::bench::run(); }
+int main() {
+    try {
+        return faultline::bench::run();
+    } catch (const std::exception& error) {
+        std::fprintf(stderr, "benchmark failed: %s\n", error.what());
+        return 1;
+    }
+}

@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
+#include <exception>
 #include <future>
 #include <memory>
 #include <string>
@@ -50,7 +51,8 @@ public:
         address.sin_family = AF_INET;
         address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
         address.sin_port = 0;
-        const int bound = ::bind(fd_, reinterpret_cast<const sockaddr*>(&address),  // NOLINT
+        const int bound = ::bind(fd_,
+                                 reinterpret_cast<const sockaddr*>(&address),  // NOLINT
                                  sizeof address);
         FAULTLINE_ASSERT(bound == 0);
         const int listening = ::listen(fd_, 8);
@@ -131,7 +133,8 @@ private:
 double rate_of(Drain& drain, Clock::time_point start) {
     const Clock::time_point end = drain.finish();
     if (drain.received() != kBytesPerRun) {
-        std::fprintf(stderr, "reader got %llu of %llu bytes\n",
+        std::fprintf(stderr,
+                     "reader got %llu of %llu bytes\n",
                      static_cast<unsigned long long>(drain.received()),
                      static_cast<unsigned long long>(kBytesPerRun));
         return 0;
@@ -180,7 +183,9 @@ struct SendCounts {
 };
 
 /// Socket<RealTransport>: Connect, then BeginSend/EndSend of 64 KiB until every byte is sent.
-double measure_faultline(RealTransport& transport, const RawListener& listener, int reader_cpu,
+double measure_faultline(RealTransport& transport,
+                         const RawListener& listener,
+                         int reader_cpu,
                          SendCounts& counts) {
     Drain drain(listener, kBytesPerRun, reader_cpu);
     auto socket = Socket<RealTransport>::Create(transport, model::kDotnetUnix);
@@ -208,10 +213,14 @@ struct PlacementFigures {
     double ratio = 0;
 };
 
-PlacementFigures run_placement(RealTransport& transport, const RawListener& listener,
+PlacementFigures run_placement(RealTransport& transport,
+                               const RawListener& listener,
                                const Placement& placement) {
     std::printf("\nplacement %s: sender threads (main%s) on CPU %d, reader thread on CPU %d\n",
-                placement.name, ", RealTransport pool", kSenderCpu, placement.reader_cpu);
+                placement.name,
+                ", RealTransport pool",
+                kSenderCpu,
+                placement.reader_cpu);
     SendCounts counts;
     // Warm-up of both paths (page cache of the buffers, socket memory, pool threads).
     static_cast<void>(measure_raw(listener, placement.reader_cpu));
@@ -222,20 +231,23 @@ PlacementFigures run_placement(RealTransport& transport, const RawListener& list
     std::vector<double> ratios;
     for (int i = 0; i < kRuns; ++i) {
         const double raw = measure_raw(listener, placement.reader_cpu);
-        const double faultline = measure_faultline(transport, listener, placement.reader_cpu,
-                                                   counts);
+        const double faultline =
+            measure_faultline(transport, listener, placement.reader_cpu, counts);
         raw_rates.push_back(raw);
         faultline_rates.push_back(faultline);
         ratios.push_back(raw > 0 ? faultline / raw : 0);
     }
     PlacementFigures figures{median(raw_rates), median(faultline_rates), median(ratios)};
     constexpr double kMiB = 1 << 20;
-    std::printf("  raw send() loop        %8.1f MiB/s (runs %s)\n", figures.raw / kMiB,
+    std::printf("  raw send() loop        %8.1f MiB/s (runs %s)\n",
+                figures.raw / kMiB,
                 spread(raw_rates, kMiB, "%.1f").c_str());
-    std::printf("  Socket<RealTransport>  %8.1f MiB/s (runs %s)\n", figures.faultline / kMiB,
+    std::printf("  Socket<RealTransport>  %8.1f MiB/s (runs %s)\n",
+                figures.faultline / kMiB,
                 spread(faultline_rates, kMiB, "%.1f").c_str());
     std::printf("  ratio faultline/raw    %8.2f (median of per-pair ratios, runs %s)\n",
-                figures.ratio, spread(ratios, 1, "%.2f").c_str());
+                figures.ratio,
+                spread(ratios, 1, "%.2f").c_str());
     const std::uint64_t sends = counts.synchronous + counts.asynchronous;
     std::printf("  faultline sends: %llu, completed synchronously %.1f%%, via the pool %.1f%%\n",
                 static_cast<unsigned long long>(sends),
@@ -248,11 +260,15 @@ int run() {
     // The main thread is pinned before the transport exists, so its pool threads inherit CPU 0.
     const bool pinned = pin_this_thread({kSenderCpu});
     const unsigned cpus = std::thread::hardware_concurrency();
-    std::printf("faultline_bench_real_send: Socket<RealTransport> BeginSend/EndSend vs raw send()\n");
-    std::printf("%llu MiB per run, 64 KiB sends, reader: blocking recv() of 64 KiB; %d "
-                "interleaved runs per program and placement, medians; %u CPUs%s\n",
-                static_cast<unsigned long long>(kBytesPerRun >> 20U), kRuns, cpus,
-                pinned ? "" : " (pinning refused)");
+    std::printf(
+        "faultline_bench_real_send: Socket<RealTransport> BeginSend/EndSend vs raw send()\n");
+    std::printf(
+        "%llu MiB per run, 64 KiB sends, reader: blocking recv() of 64 KiB; %d "
+        "interleaved runs per program and placement, medians; %u CPUs%s\n",
+        static_cast<unsigned long long>(kBytesPerRun >> 20U),
+        kRuns,
+        cpus,
+        pinned ? "" : " (pinning refused)");
     RealTransport transport;
     RawListener listener;
     const int other_cpu = cpus > 1 ? 1 : 0;
@@ -263,18 +279,25 @@ int run() {
     constexpr double kMiB = 1 << 20;
     const std::string split_name =
         "real send, split (senders CPU 0, reader CPU " + std::to_string(other_cpu) + ")";
-    print_result(split_name + ": raw send() loop", fixed(split.raw / kMiB, 0) + " MiB/s", "-",
+    print_result(split_name + ": raw send() loop", fixed(split.raw / kMiB, 0) + " MiB/s", "-", "-");
+    print_result(split_name + ": Socket<RealTransport>",
+                 fixed(split.faultline / kMiB, 0) + " MiB/s",
+                 "-",
                  "-");
-    print_result(split_name + ": Socket<RealTransport>", fixed(split.faultline / kMiB, 0) +
-                 " MiB/s", "-", "-");
-    print_result(split_name + ": ratio faultline/raw", fixed(split.ratio, 2), ">= 0.8",
+    print_result(split_name + ": ratio faultline/raw",
+                 fixed(split.ratio, 2),
+                 ">= 0.8",
                  pass_or_miss(split.ratio >= kRatioMin));
     const std::string shared_name = "real send, shared (all threads CPU 0)";
-    print_result(shared_name + ": raw send() loop", fixed(shared.raw / kMiB, 0) + " MiB/s", "-",
+    print_result(
+        shared_name + ": raw send() loop", fixed(shared.raw / kMiB, 0) + " MiB/s", "-", "-");
+    print_result(shared_name + ": Socket<RealTransport>",
+                 fixed(shared.faultline / kMiB, 0) + " MiB/s",
+                 "-",
                  "-");
-    print_result(shared_name + ": Socket<RealTransport>", fixed(shared.faultline / kMiB, 0) +
-                 " MiB/s", "-", "-");
-    print_result(shared_name + ": ratio faultline/raw", fixed(shared.ratio, 2), ">= 0.8",
+    print_result(shared_name + ": ratio faultline/raw",
+                 fixed(shared.ratio, 2),
+                 ">= 0.8",
                  pass_or_miss(shared.ratio >= kRatioMin));
     return 0;
 }
@@ -282,4 +305,11 @@ int run() {
 }  // namespace
 }  // namespace faultline::bench
 
-int main() { return faultline::bench::run(); }
+int main() {
+    try {
+        return faultline::bench::run();
+    } catch (const std::exception& error) {
+        std::fprintf(stderr, "benchmark failed: %s\n", error.what());
+        return 1;
+    }
+}

@@ -4,6 +4,7 @@
 // server end. Prints simulated bytes moved per wall second and events per wall second. No target.
 #include <cstdint>
 #include <cstdio>
+#include <exception>
 #include <memory>
 #include <optional>
 #include <vector>
@@ -35,10 +36,10 @@ public:
     Reader(World& world, ConnectionId connection) : world_(world), connection_(connection) {}
 
     void start() {
-        world_.async_receive(connection_, buffer_,
-                             [this](std::error_code error, std::size_t bytes) {
-                                 receive_done(error, bytes);
-                             });
+        world_.async_receive(
+            connection_, buffer_, [this](std::error_code error, std::size_t bytes) {
+                receive_done(error, bytes);
+            });
     }
     [[nodiscard]] std::uint64_t received() const { return received_; }
     [[nodiscard]] bool saw_end() const { return saw_end_; }
@@ -100,26 +101,33 @@ RunFigures measure(std::uint64_t bytes_total) {
     const Clock::time_point start = Clock::now();
     const bool idle = world.run_until_idle(std::uint64_t{1} << 40U);
     const double wall_seconds = seconds_between(start, Clock::now());
-    const bool complete = idle && client_done && reader && reader->saw_end() &&
-                          reader->received() == sent;
+    const bool complete =
+        idle && client_done && reader && reader->saw_end() && reader->received() == sent;
     if (!complete) {
-        std::fprintf(stderr, "run incomplete: idle %d, sent %llu, received %llu\n", idle ? 1 : 0,
+        std::fprintf(stderr,
+                     "run incomplete: idle %d, sent %llu, received %llu\n",
+                     idle ? 1 : 0,
                      static_cast<unsigned long long>(sent),
                      static_cast<unsigned long long>(reader ? reader->received() : 0));
     }
-    return RunFigures{wall_seconds, reader ? reader->received() : 0,
+    return RunFigures{wall_seconds,
+                      reader ? reader->received() : 0,
                       world.scheduler().events_run() - events_before,
                       std::chrono::duration<double>(world.now().time_since_epoch()).count()};
 }
 
 int run() {
     const bool pinned = pin_this_thread({0});
-    std::printf("faultline_bench_sim_stream: Socket<World> 64 KiB BeginSend/EndSend -> raw reader\n");
-    std::printf("placement: single thread pinned to CPU %s%s\n", this_thread_cpus().c_str(),
+    std::printf(
+        "faultline_bench_sim_stream: Socket<World> 64 KiB BeginSend/EndSend -> raw reader\n");
+    std::printf("placement: single thread pinned to CPU %s%s\n",
+                this_thread_cpus().c_str(),
                 pinned ? "" : " (pinning refused)");
-    std::printf("world: Trace::Mode::off, default network (50 us latency, MSS 1460, 64 KiB "
-                "buffers, no bandwidth limit); %llu MiB per run, %d runs, medians\n",
-                static_cast<unsigned long long>(kBytesPerRun >> 20U), kRuns);
+    std::printf(
+        "world: Trace::Mode::off, default network (50 us latency, MSS 1460, 64 KiB "
+        "buffers, no bandwidth limit); %llu MiB per run, %d runs, medians\n",
+        static_cast<unsigned long long>(kBytesPerRun >> 20U),
+        kRuns);
     static_cast<void>(measure(kBytesPerRun / 16));  // warm-up
     std::vector<double> byte_rates;
     std::vector<double> event_rates;
@@ -134,24 +142,37 @@ int run() {
     }
     const double byte_rate = median(byte_rates);
     const double event_rate = median(event_rates);
-    std::printf("simulated bytes per wall second  %8.1f MiB/s (runs %s)\n", byte_rate / (1 << 20),
+    std::printf("simulated bytes per wall second  %8.1f MiB/s (runs %s)\n",
+                byte_rate / (1 << 20),
                 spread(byte_rates, 1 << 20, "%.1f").c_str());
-    std::printf("events per wall second           %8.2f M/s (runs %s)\n", event_rate / 1e6,
+    std::printf("events per wall second           %8.2f M/s (runs %s)\n",
+                event_rate / 1e6,
                 spread(event_rates, 1e6, "%.2f").c_str());
-    std::printf("events per run                   %llu (%.1f per 64 KiB chunk)\n",
-                static_cast<unsigned long long>(events_per_run),
-                static_cast<double>(events_per_run) /
-                    static_cast<double>(kBytesPerRun / kChunkBytes));
+    std::printf(
+        "events per run                   %llu (%.1f per 64 KiB chunk)\n",
+        static_cast<unsigned long long>(events_per_run),
+        static_cast<double>(events_per_run) * kChunkBytes / static_cast<double>(kBytesPerRun));
     std::printf("simulated stream rate            %8.1f MiB per virtual second\n",
                 median(virtual_rates) / (1 << 20));
-    print_result("sim stream: simulated bytes per wall second", fixed(byte_rate / (1 << 20), 1) +
-                 " MiB/s", "- (no target)", "-");
-    print_result("sim stream: events per wall second", fixed(event_rate / 1e6, 2) + " M/s",
-                 "- (no target)", "-");
+    print_result("sim stream: simulated bytes per wall second",
+                 fixed(byte_rate / (1 << 20), 1) + " MiB/s",
+                 "- (no target)",
+                 "-");
+    print_result("sim stream: events per wall second",
+                 fixed(event_rate / 1e6, 2) + " M/s",
+                 "- (no target)",
+                 "-");
     return 0;
 }
 
 }  // namespace
 }  // namespace faultline::bench
 
-int main() { return faultline::bench::run(); }
+int main() {
+    try {
+        return faultline::bench::run();
+    } catch (const std::exception& error) {
+        std::fprintf(stderr, "benchmark failed: %s\n", error.what());
+        return 1;
+    }
+}

@@ -4,6 +4,7 @@
 // stalled for 10 minutes. Target: each finishes in under 50 ms of wall time.
 #include <cstdint>
 #include <cstdio>
+#include <exception>
 #include <string>
 #include <variant>
 #include <vector>
@@ -61,8 +62,10 @@ bool run_case(const Case& scenario) {
     const conformance::LoadResult loaded = conformance::load_scenario_text(path, scenario.text);
     if (const auto* error = std::get_if<std::string>(&loaded)) {
         std::printf("%s: scenario did not load: %s\n", scenario.name, error->c_str());
-        print_result(std::string("virtual wait: ") + scenario.name + " wall ms", "load error",
-                     "< 50 ms", "MISS");
+        print_result(std::string("virtual wait: ") + scenario.name + " wall ms",
+                     "load error",
+                     "< 50 ms",
+                     "MISS");
         return false;
     }
     const auto& parsed = std::get<conformance::Scenario>(loaded);
@@ -81,11 +84,16 @@ bool run_case(const Case& scenario) {
     // A run that ended before the ten minutes did not measure a virtual wait at all.
     const bool waited = last.virtual_ns >= kVirtualNsMin;
     const bool pass = all_passed && waited && wall < kWallMsMax;
-    std::printf("%s (%s): %.0f s virtual, %llu trace events, %s; wall %.2f ms median "
-                "(runs %s ms)\n",
-                scenario.name, scenario.profile, static_cast<double>(last.virtual_ns) / 1e9,
-                static_cast<unsigned long long>(last.events),
-                all_passed ? "passed" : "FAILED", wall, spread(wall_ms, 1, "%.2f").c_str());
+    std::printf(
+        "%s (%s): %.0f s virtual, %llu trace events, %s; wall %.2f ms median "
+        "(runs %s ms)\n",
+        scenario.name,
+        scenario.profile,
+        static_cast<double>(last.virtual_ns) / 1e9,
+        static_cast<unsigned long long>(last.events),
+        all_passed ? "passed" : "FAILED",
+        wall,
+        spread(wall_ms, 1, "%.2f").c_str());
     if (!waited) {
         std::printf("  the run ended before 600 s of virtual time\n");
     }
@@ -94,17 +102,20 @@ bool run_case(const Case& scenario) {
     }
     print_result(std::string("virtual wait: ") + scenario.name + " (" +
                      fixed(static_cast<double>(last.virtual_ns) / 1e9, 0) + " s virtual) wall",
-                 fixed(wall, 2) + " ms" + (all_passed ? "" : " (scenario failed)"), "< 50 ms",
+                 fixed(wall, 2) + " ms" + (all_passed ? "" : " (scenario failed)"),
+                 "< 50 ms",
                  pass_or_miss(pass));
     return pass;
 }
 
 int run() {
-    std::printf("faultline_bench_virtual_wait: 10 simulated minutes in under %.0f ms of wall time\n",
-                kWallMsMax);
-    std::printf("placement: single thread, not pinned (no comparison is made); %d runs each, "
-                "median\n",
-                kRuns);
+    std::printf(
+        "faultline_bench_virtual_wait: 10 simulated minutes in under %.0f ms of wall time\n",
+        kWallMsMax);
+    std::printf(
+        "placement: single thread, not pinned (no comparison is made); %d runs each, "
+        "median\n",
+        kRuns);
     static_cast<void>(run_case(Case{"bench_virtual_sleep", "documented", kSleepScenario}));
     static_cast<void>(run_case(Case{"bench_virtual_stall", "dotnet-unix", kStallScenario}));
     return 0;
@@ -113,4 +124,11 @@ int run() {
 }  // namespace
 }  // namespace faultline::bench
 
-int main() { return faultline::bench::run(); }
+int main() {
+    try {
+        return faultline::bench::run();
+    } catch (const std::exception& error) {
+        std::fprintf(stderr, "benchmark failed: %s\n", error.what());
+        return 1;
+    }
+}
