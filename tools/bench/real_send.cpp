@@ -30,7 +30,7 @@ using real::RealTransport;
 
 constexpr int kChunkBytes = 64 * 1024;
 constexpr std::uint64_t kBytesPerRun = 512ULL << 20U;
-constexpr int kRuns = 7;
+constexpr int kRuns = 9;
 constexpr double kRatioMin = 0.8;
 constexpr int kSenderCpu = 0;
 
