@@ -137,6 +137,9 @@ void RealFaults::kill_other_end(ConnectionId connection) {
 
 std::span<const std::byte> RealFaults::shape_send(End& end, ConnectionId connection,
                                                   std::span<const std::byte> bytes) {
+    if (bytes.empty()) {
+        return bytes;  // a zero-length probe is not a send call
+    }
     std::size_t cap = bytes.size();
     for (const sim::Fault& fault : faults_) {
         if (!matches(fault, end)) {
@@ -230,7 +233,7 @@ model::Result<std::size_t> RealFaults::try_receive(ConnectionId connection,
         auto found = ends_.find(key(connection));
         if (found != ends_.end()) {
             if (found->second.killed) {
-                return NetErrc::end_of_stream;
+                return NetErrc::operation_aborted;  // its application closed the socket
             }
             if (found->second.stalled) {
                 return NetErrc::would_block;

@@ -185,8 +185,7 @@ const std::map<std::string, std::vector<std::string>>& key_table() {
         {"segment", {"array_length", "offset", "count", "null_array"}},
         {"expectation",
          {"throws", "param", "socket_error", "error_code", "returns", "returns_null", "error",
-          "completed_synchronously", "callback_before_return", "is_completed", "connected",
-          "callback_thread"}},
+          "completed_synchronously", "callback_before_return", "is_completed", "connected"}},
         {"global_expectation", {"peer_received_bytes", "peer_saw"}},
     };
     return table;
@@ -306,8 +305,6 @@ Expectation parse_expectation(const json& value, const std::string& pointer) {
             expectation.is_completed = get_bool(field, at);
         } else if (key == "connected") {
             expectation.connected = get_bool(field, at);
-        } else if (key == "callback_thread") {
-            expectation.callback_thread = get_choice(field, at, {"caller", "other"});
         }
     }
     return expectation;
@@ -472,6 +469,11 @@ Step parse_step(const json& value, const std::string& pointer) {
     }
     if (step.op == StepOp::send_all && step.bytes == 0) {
         fail(pointer, "send_all needs \"bytes\" > 0");
+    }
+    const bool list_overload = step.overload == "list" || step.overload == "list_out";
+    if ((list_overload && step.op != StepOp::begin_send) ||
+        (step.overload == "out" && step.op != StepOp::begin_send && step.op != StepOp::end_send)) {
+        fail(pointer + "/overload", "\"" + step.overload + "\" does not exist for this op");
     }
     if (!step.callback_expect.empty() && step.callback != "end" && step.callback != "end_out") {
         fail(pointer + "/callback_expect", "needs \"callback\": \"end\" or \"end_out\"");

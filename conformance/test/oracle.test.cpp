@@ -68,6 +68,17 @@ TEST(Oracle, ToleratesAPrefixOfTheFailedSend) {  // S-11
     EXPECT_FALSE(check_oracle(ops, {{"client", reset}}).empty());
 }
 
+TEST(Oracle, AcceptsSendsThatFollowACancelledOne) {  // thread exit cancels one send only
+    OpView cancelled = send("b", 1, bytes({4, 5, 6}), 0);
+    cancelled.failed = true;
+    const std::vector<OpView> ops = {send("a", 0, bytes({1, 2}), 2), cancelled,
+                                     send("c", 2, bytes({7, 8}), 2)};
+    EXPECT_TRUE(check_oracle(ops, {{"client", peer(bytes({1, 2, 7, 8}))}}).empty());
+    EXPECT_TRUE(check_oracle(ops, {{"client", peer(bytes({1, 2, 4, 7, 8}))}}).empty());
+    EXPECT_FALSE(check_oracle(ops, {{"client", peer(bytes({1, 2, 7, 4, 8}))}}).empty());
+    EXPECT_FALSE(check_oracle(ops, {{"client", peer(bytes({1, 2, 8}))}}).empty());
+}
+
 TEST(Oracle, CatchesCallbackCountsAndInlineMismatch) {  // S-4
     OpView twice = send("a", 0, bytes({1}), 1);
     twice.callbacks = 2;

@@ -856,6 +856,9 @@ model::Result<std::size_t> Core::send_once(Connection& connection,
     for (int attempt = 0; attempt < interrupted_retries_max; ++attempt) {
         const ssize_t sent = ::send(connection.fd, bytes.data(), length, MSG_NOSIGNAL | MSG_DONTWAIT);
         if (sent >= 0) {
+            if (length == 0) {
+                return std::size_t{0};  // a zero-length probe found the connection healthy
+            }
             // TCP never takes zero of a non-empty buffer; zero would break the contract (n ≥ 1).
             FAULTLINE_ASSERT(sent > 0);
             FAULTLINE_ASSERT(static_cast<std::size_t>(sent) <= length);
@@ -889,7 +892,6 @@ model::Result<std::size_t> Core::receive_once(Connection& connection,
 
 model::Result<std::size_t> Core::try_send(ConnectionId connection_id,
                                           std::span<const std::byte> bytes) {
-    FAULTLINE_ASSERT(!bytes.empty());
     const std::shared_ptr<Connection> connection = find_connection(connection_id);
     const std::lock_guard lock(connection->mutex);
     FAULTLINE_ASSERT(connection->open);

@@ -742,12 +742,14 @@ bool World::fault_matches(const Fault& fault, const Conn& end) const {
 }
 
 model::Result<std::size_t> World::take_bytes(Conn& sender, std::span<const std::byte> bytes) {
-    FAULTLINE_ASSERT(!bytes.empty());
     if (sender.dead) {
         return consume_send_error(sender);
     }
     if (sender.fin_pending) {
         return NetErrc::broken_pipe;
+    }
+    if (bytes.empty()) {
+        return std::size_t{0};  // a zero-length probe of a healthy connection
     }
     const std::size_t space = sender.send_buffer.space();
     if (space == 0) {
@@ -828,6 +830,9 @@ model::Result<std::size_t> World::take_bytes(Conn& sender, std::span<const std::
 
 model::Result<std::size_t> World::give_bytes(Conn& receiver, std::span<std::byte> buffer) {
     FAULTLINE_ASSERT(!buffer.empty());
+    if (receiver.orphaned) {
+        return NetErrc::operation_aborted;  // its application closed the socket (close fault)
+    }
     if (receiver.stalled) {
         return NetErrc::would_block;
     }
@@ -1022,28 +1027,34 @@ void World::reset_end(Conn& end, std::error_code sticky) {
     end.sticky_consumed = had_pending;
 }
 
+// The pending operation is taken out before the attempt: a fault fired inside the attempt (a
+// reset) must not complete it a second time.
 void World::wake_send(Conn& end) {
     if (!end.send.active) {
         return;
     }
-    model::Result<std::size_t> taken = take_bytes(end, end.send.outgoing);
+    Conn::Pending pending = std::move(end.send);
+    end.send = Conn::Pending{};
+    model::Result<std::size_t> taken = take_bytes(end, pending.outgoing);
     if (!taken && taken.error() == NetErrc::would_block) {
+        end.send = std::move(pending);
         return;
     }
-    end.send.active = false;
-    deliver_io(std::move(end.send.handler), taken.error(), taken ? taken.value() : 0);
+    deliver_io(std::move(pending.handler), taken.error(), taken ? taken.value() : 0);
 }
 
 void World::wake_receive(Conn& end) {
     if (!end.receive.active) {
         return;
     }
-    model::Result<std::size_t> given = give_bytes(end, end.receive.incoming);
+    Conn::Pending pending = std::move(end.receive);
+    end.receive = Conn::Pending{};
+    model::Result<std::size_t> given = give_bytes(end, pending.incoming);
     if (!given && given.error() == NetErrc::would_block) {
+        end.receive = std::move(pending);
         return;
     }
-    end.receive.active = false;
-    deliver_io(std::move(end.receive.handler), given.error(), given ? given.value() : 0);
+    deliver_io(std::move(pending.handler), given.error(), given ? given.value() : 0);
 }
 
 void World::fail_pending(Conn& end, std::error_code error) {
@@ -1070,7 +1081,7 @@ void World::async_send(ConnectionId connection, std::span<const std::byte> bytes
     Conn& sender = conn(connection);
     FAULTLINE_ASSERT(sender.app_open);
     FAULTLINE_ASSERT(!sender.send.active);
-    FAULTLINE_ASSERT(!bytes.empty());
+    FAULTLINE_ASSERT(!bytes.empty());  // zero-length sends are immediate probes, never async
     sender.send = Conn::Pending{true, bytes, {}, std::move(handler)};
     wake_send(sender);
 }

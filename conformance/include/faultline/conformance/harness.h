@@ -308,7 +308,6 @@ private:
         std::atomic<bool> begin_returned{false};
         std::atomic<bool> callback_before_return{false};
         model::ThreadId initiator{};
-        std::atomic<std::uint32_t> callback_thread{0};
         std::string callback_mode;
         const Step* step = nullptr;
         std::optional<Observation> callback_observation;
@@ -397,11 +396,12 @@ private:
         if (op->callback_mode == "none") {
             return nullptr;
         }
-        return [this, op](const model::AsyncResultPtr& result) {
+        // A raw pointer: ops_ owns every record for the harness's lifetime, and a shared_ptr here
+        // would form a cycle (record -> result -> callback -> record).
+        return [this, op = op.get()](const model::AsyncResultPtr& result) {
             if (!op->begin_returned.load()) {
                 op->callback_before_return = true;
             }
-            op->callback_thread = model::to_underlying(transport_.current_thread());
             if (op->callback_mode == "end" || op->callback_mode == "end_out") {
                 Observation observation;
                 observe([&] {
@@ -467,6 +467,9 @@ private:
     }
 
     void begin_send(const Step& step, Observation& observation) {
+        // The oracle orders sends by the order BeginSend was entered: on real sockets two threads
+        // could otherwise number their sends in one order and enqueue them in the other.
+        std::unique_lock begin_lock(begin_mutex_);
         auto op = new_op(step, true);
         auto owner = socket(step.socket);
         model::AsyncResultPtr result;
@@ -550,6 +553,7 @@ private:
             const auto size = static_cast<int>(step.chunk > 0 ? std::min<std::size_t>(left, static_cast<std::size_t>(step.chunk)) : left);
             Step piece = step;
             piece.id = id + "." + std::to_string(round++);
+            std::unique_lock begin_lock(begin_mutex_);
             auto op = new_op(piece, true);
             op->step = &step;
             op->data.assign(buffer->begin() + static_cast<std::ptrdiff_t>(offset),
@@ -558,6 +562,7 @@ private:
                 owner->BeginSend(buffer, static_cast<int>(offset), size, model::SocketFlags::None,
                                  make_callback(op), piece.id);
             finish_begin(op, result, observation);
+            begin_lock.unlock();
             const int sent = owner->EndSend(result);
             if (sent <= 0) {
                 fail(step.pointer, "EndSend returned " + std::to_string(sent) + " in send_all");
@@ -855,6 +860,7 @@ private:
     std::size_t threads_finished_ = 0;
     std::size_t threads_exited_ = 0;
     std::mutex failures_mutex_;
+    std::mutex begin_mutex_;
     std::vector<std::string> failures_;
 };
 

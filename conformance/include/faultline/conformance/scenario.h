@@ -29,7 +29,6 @@ struct Expectation {
     std::optional<bool> callback_before_return;
     std::optional<bool> is_completed;           // IsCompleted right after Begin* returned
     std::optional<bool> connected;              // Socket.Connected after the step
-    std::optional<std::string> callback_thread; // "caller" or "other"
 };
 
 /// Alternatives for one profile: the step passes if any alternative matches.

@@ -22,9 +22,6 @@ struct Profile {
     /// S-15: a second End* call throws InvalidOperationException (documented) or returns the
     /// same result again (dotnet-unix).
     bool end_twice_throws;
-    /// S-6/S-14: End* checks its arguments before the disposed check (documented, as .NET
-    /// Framework did) or checks disposed first (dotnet-unix).
-    bool end_checks_disposed_first;
     /// S-14: EndSend(ar, out error) with a null ar throws ArgumentNullException (documented) or a
     /// plain ArgumentException (dotnet-unix).
     bool end_out_null_is_argument_null;
@@ -32,7 +29,8 @@ struct Profile {
     /// APM result, e.g. another socket's or a BeginReceive's (dotnet-unix).
     bool end_requires_own_send_result;
     /// S-16: End* on a closed socket throws SocketException(OperationAborted) (documented, ".NET
-    /// 7+") or ObjectDisposedException (dotnet-unix, as its tests assert).
+    /// 7+") or ObjectDisposedException (dotnet-unix, as its tests assert). Either way the closed
+    /// check comes before the argument checks (S-6, S-14: not a divergence).
     bool end_on_closed_throws_socket_exception;
     /// Seed note: I/O initiated by a thread is cancelled when that thread exits (documented);
     /// the Unix engine does not tie I/O to threads (dotnet-unix).
@@ -49,7 +47,6 @@ inline constexpr Profile kDocumented{
     .stream_send_may_be_partial = true,
     .begin_throws_socket_errors = true,
     .end_twice_throws = true,
-    .end_checks_disposed_first = false,
     .end_out_null_is_argument_null = true,
     .end_requires_own_send_result = true,
     .end_on_closed_throws_socket_exception = true,
@@ -63,7 +60,6 @@ inline constexpr Profile kDotnetUnix{
     .stream_send_may_be_partial = false,
     .begin_throws_socket_errors = false,
     .end_twice_throws = false,
-    .end_checks_disposed_first = true,
     .end_out_null_is_argument_null = false,
     .end_requires_own_send_result = false,
     .end_on_closed_throws_socket_exception = false,

@@ -321,11 +321,13 @@ public:
         transport_.shutdown(*connection_, how == SocketShutdown::Receive ? ShutdownHow::receive
                                           : how == SocketShutdown::Send  ? ShutdownHow::send
                                                                          : ShutdownHow::both);
+        shutdown_send_ = shutdown_send_ || how != SocketShutdown::Receive;
     }
 
     /// S-16, S-17, S-22: pending operations complete with OperationAborted and their callbacks
     /// are queued to the pool (never run inside Dispose); with operations pending the close is
-    /// abortive (the peer sees a reset), otherwise graceful.
+    /// abortive (the peer sees a reset), otherwise graceful. After Shutdown(Send/Both) the FIN is
+    /// already queued, so the close stays graceful and the peer sees a clean end (S-19).
     void Dispose() {
         std::vector<OpPtr> aborted;
         {
@@ -341,7 +343,7 @@ public:
             }
             if (connection_) {
                 const bool pending = !send_queue_.empty() || !receive_queue_.empty();
-                if (pending) {
+                if (pending && !shutdown_send_) {
                     transport_.abort(*connection_);
                 } else {
                     transport_.close(*connection_);
@@ -440,10 +442,14 @@ private:
         completions.push_back(op);
     }
 
+    /// Runs the callback once and drops it, so a callback that captures its own result (or
+    /// anything holding it) cannot keep the operation alive in a cycle.
     static void run_callback(const OpPtr& op) {
-        if (op->callback_) {
+        AsyncCallback callback = std::move(op->callback_);
+        op->callback_ = nullptr;
+        if (callback) {
             const AsyncResultPtr result = op;
-            op->callback_(result);
+            callback(result);
         }
     }
 
@@ -570,7 +576,10 @@ private:
     OpPtr check_end(const AsyncResultPtr& async_result, std::initializer_list<OperationKind> kinds,
                     bool out_overload, const std::string& method) {
         std::unique_lock lock(mutex_);
-        if (profile_.end_checks_disposed_first) {
+        if (disposed_) {
+            if (profile_.end_on_closed_throws_socket_exception) {
+                throw socket_exception(SocketError::OperationAborted);
+            }
             throw_if_disposed();
         }
         if (!async_result) {
@@ -594,12 +603,6 @@ private:
             throw InvalidOperationException(method +
                                             " can only be called once for each asynchronous "
                                             "operation.");
-        }
-        if (disposed_) {
-            if (profile_.end_on_closed_throws_socket_exception) {
-                throw socket_exception(SocketError::OperationAborted);
-            }
-            throw_if_disposed();
         }
         return op;
     }
@@ -709,7 +712,16 @@ private:
 
     /// Immediate attempts. S-9: under a partial profile a short take (or no room after some
     /// bytes) completes the send; otherwise the socket keeps writing until all bytes are taken.
+    /// A zero-length send still asks the transport once, as send(2) does, so a pending reset or
+    /// shutdown surfaces (S-10, S-12).
     Attempt attempt_send(Op& op) {
+        if (op.total_ == 0) {
+            Result<std::size_t> probe = transport_.try_send(*connection_, {});
+            if (!probe && probe.error() != NetErrc::would_block) {
+                return {Status::failed, probe.error()};
+            }
+            return {Status::done, {}};
+        }
         while (op.done_ < op.total_) {
             const std::span<std::byte> piece = remaining_piece(op);
             FAULTLINE_ASSERT(!piece.empty());
@@ -934,6 +946,7 @@ private:
     mutable typename T::Mutex mutex_;
     bool disposed_ = false;
     bool connected_ = false;
+    bool shutdown_send_ = false;
     bool blocking_ = true;
     int send_timeout_ms_ = 0;
     Duration wait_budget_ = std::chrono::seconds(60);

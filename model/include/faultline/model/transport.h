@@ -32,7 +32,7 @@ enum class ExitWatchId : std::uint64_t {};
 // | `t.cancel_accept(l)`            | void                   | a pending accept completes with `operation_aborted` (not inline) |
 // | `t.close(l)`                    | void                   | pending accept → `operation_aborted`; queued connections are reset |
 // | `t.async_connect(ep, h)`        | void                   | `h(error, c)` once; `connection_refused`, `timed_out`, `host_unreachable` |
-// | `t.try_send(c, bytes)`          | `Result<size_t>`       | takes `1 ≤ n ≤ size` bytes now (partial is legal) or fails; `would_block` if no room |
+// | `t.try_send(c, bytes)`          | `Result<size_t>`       | takes `1 ≤ n ≤ size` bytes now (partial is legal) or fails; `would_block` if no room; empty `bytes` is a zero-length probe: 0, or the pending error (as send(2)) |
 // | `t.async_send(c, bytes, h)`     | void                   | success ⇒ `1 ≤ n ≤ size`; error ⇒ `n = 0`; one outstanding per connection; empty `bytes` is a caller bug; caller keeps `bytes` alive until `h` |
 // | `t.try_receive(c, buf)`         | `Result<size_t>`       | `1 ≤ n ≤ size` now, `would_block`, or `end_of_stream` after an orderly close |
 // | `t.async_receive(c, buf, h)`    | void                   | success ⇒ `1 ≤ n ≤ size`; orderly close ⇒ `end_of_stream`, `n = 0`; one outstanding |

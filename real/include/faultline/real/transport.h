@@ -94,7 +94,8 @@ public:
     void async_connect(const model::Endpoint& endpoint, model::ConnectHandler handler);
 
     /// One non-blocking send(2) of at most `bytes.size()` (and at most the send cap): `1 ≤ n`,
-    /// `would_block`, or the mapped error. `bytes` must not be empty.
+    /// `would_block`, or the mapped error. Empty `bytes` is a zero-length probe: 0 on a healthy
+    /// connection, else the pending error.
     [[nodiscard]] model::Result<std::size_t> try_send(model::ConnectionId connection,
                                                       std::span<const std::byte> bytes);
     /// Waits for writability, then makes one send(2): success ⇒ `1 ≤ n ≤ size` (partial is legal).
