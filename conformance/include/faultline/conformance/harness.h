@@ -418,6 +418,8 @@ private:
                 op->callback_observation = observation;
             }
             ++op->callbacks;
+            std::unique_lock lock(ops_mutex_);
+            ops_changed_.notify();
         };
     }
 
@@ -738,18 +740,19 @@ private:
                 fail(op->step->pointer, "operation " + op->id + " never completed (liveness)");
             }
         }
-        // Callbacks run after completion on the pool: give them their turn.
-        for (auto& op : all) {
-            if (!op->result || op->callback_mode == "none") {
-                continue;
-            }
-            const model::TimePoint deadline = transport_.now() + options_.settle_budget;
-            while (op->callbacks.load() == 0 && transport_.now() < deadline) {
-                typename T::Event tick;
-                typename T::Mutex mutex;
-                std::unique_lock lock(mutex);
-                static_cast<void>(transport_.wait(tick, lock, std::chrono::milliseconds(1)));
-            }
+        // Callbacks run after completion on the pool: wait until each has had its turn (the
+        // oracle then reports any that never ran, or ran twice).
+        {
+            std::unique_lock lock(ops_mutex_);
+            static_cast<void>(ops_changed_.wait_until(
+                lock,
+                [&] {
+                    return std::all_of(all.begin(), all.end(), [](const auto& op) {
+                        return !op->result || op->callback_mode == "none" ||
+                               op->callbacks.load() > 0;
+                    });
+                },
+                options_.settle_budget));
         }
         if (scenario_.peer.read) {
             peer_.wait_until(
@@ -854,6 +857,7 @@ private:
     std::map<std::string, std::optional<std::size_t>> peer_socket_index_;
     typename T::Mutex ops_mutex_;
     std::map<std::string, std::shared_ptr<OpRecord>> ops_;
+    Condition<T> ops_changed_{transport_};
     std::uint64_t begin_counter_ = 0;
     typename T::Mutex threads_mutex_;
     Condition<T> threads_done_{transport_};
