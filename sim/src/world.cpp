@@ -406,14 +406,18 @@ void World::thread_exited(Thread& self) {
     }
 }
 
+// An idle pool fiber is parked in suspend() and never unwound, so nothing may stay alive on its
+// stack between tasks: the task is destroyed before the fiber parks.
 void World::pool_main(Thread& self) {
     for (;;) {
-        model::Task task = std::move(self.task);
-        self.task = nullptr;
-        try {
-            task();
-        } catch (...) {
-            capture_exception();
+        {
+            model::Task task = std::move(self.task);
+            self.task = nullptr;
+            try {
+                task();
+            } catch (...) {
+                capture_exception();
+            }
         }
         idle_pool_.push_back(self.id);
         self.fiber->suspend();
