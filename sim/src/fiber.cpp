@@ -18,6 +18,18 @@
 #include <sanitizer/common_interface_defs.h>
 #endif
 
+#if defined(__SANITIZE_THREAD__)
+#define FAULTLINE_TSAN_FIBERS 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define FAULTLINE_TSAN_FIBERS 1
+#endif
+#endif
+
+#ifdef FAULTLINE_TSAN_FIBERS
+#include <sanitizer/tsan_interface.h>
+#endif
+
 namespace faultline::sim {
 
 struct Fiber::Impl {
@@ -29,6 +41,9 @@ struct Fiber::Impl {
     bool started = false;
     bool running = false;
     bool done = false;
+    // ThreadSanitizer: each fiber is its own "thread"; the caller's is remembered per switch.
+    void* tsan_fiber = nullptr;
+    void* tsan_caller = nullptr;
     // AddressSanitizer bookkeeping for stack switches.
     void* fake_stack = nullptr;
     const void* caller_stack_bottom = nullptr;
@@ -44,6 +59,9 @@ struct Fiber::Impl {
         self->body();
         self->done = true;
         self->running = false;
+#ifdef FAULTLINE_TSAN_FIBERS
+        __tsan_switch_to_fiber(self->tsan_caller, 0);
+#endif
 #ifdef FAULTLINE_ASAN_FIBERS
         // This stack is never resumed again: let ASan drop its fake frames.
         __sanitizer_start_switch_fiber(nullptr, self->caller_stack_bottom,
@@ -59,7 +77,13 @@ Fiber::Fiber(std::function<void()> body, std::size_t stack_bytes) : impl_(std::m
     impl_->stack = std::make_unique<std::byte[]>(stack_bytes);
 }
 
-Fiber::~Fiber() = default;
+Fiber::~Fiber() {
+#ifdef FAULTLINE_TSAN_FIBERS
+    if (impl_->tsan_fiber != nullptr) {
+        __tsan_destroy_fiber(impl_->tsan_fiber);
+    }
+#endif
+}
 
 bool Fiber::finished() const noexcept { return impl_->done; }
 
@@ -81,6 +105,13 @@ void Fiber::resume() {
                     2, static_cast<unsigned int>(address >> 32U),
                     static_cast<unsigned int>(address & 0xffffffffU));
     }
+#ifdef FAULTLINE_TSAN_FIBERS
+    if (impl.tsan_fiber == nullptr) {
+        impl.tsan_fiber = __tsan_create_fiber(0);
+    }
+    impl.tsan_caller = __tsan_get_current_fiber();
+    __tsan_switch_to_fiber(impl.tsan_fiber, 0);
+#endif
 #ifdef FAULTLINE_ASAN_FIBERS
     void* fake_stack = nullptr;
     __sanitizer_start_switch_fiber(&fake_stack, impl.stack.get(), impl.stack_bytes);
@@ -95,6 +126,9 @@ void Fiber::suspend() {
     Impl& impl = *impl_;
     FAULTLINE_ASSERT(impl.running);
     impl.running = false;
+#ifdef FAULTLINE_TSAN_FIBERS
+    __tsan_switch_to_fiber(impl.tsan_caller, 0);
+#endif
 #ifdef FAULTLINE_ASAN_FIBERS
     __sanitizer_start_switch_fiber(&impl.fake_stack, impl.caller_stack_bottom,
                                    impl.caller_stack_size);
