@@ -348,36 +348,30 @@ void RealFaults::shutdown(ConnectionId connection, model::ShutdownHow how) {
     transport_.shutdown(connection, how);
 }
 
-void RealFaults::close(ConnectionId connection) {
+bool RealFaults::forget_end(ConnectionId connection) {
     std::unique_lock lock(mutex_);
     auto found = ends_.find(key(connection));
-    const bool killed = found != ends_.end() && found->second.killed;
-    if (found != ends_.end()) {
-        if (found->second.receive_held) {
-            transport_.post([handler = std::move(found->second.held_handler)] {
-                handler(model::make_error_code(NetErrc::operation_aborted), 0);
-            });
-        }
-        ends_.erase(found);
+    if (found == ends_.end()) {
+        return false;
     }
-    if (!killed) {
+    const bool killed = found->second.killed;
+    if (found->second.receive_held) {
+        transport_.post([handler = std::move(found->second.held_handler)] {
+            handler(model::make_error_code(NetErrc::operation_aborted), 0);
+        });
+    }
+    ends_.erase(found);
+    return killed;
+}
+
+void RealFaults::close(ConnectionId connection) {
+    if (!forget_end(connection)) {
         transport_.close(connection);
     }
 }
 
 void RealFaults::abort(ConnectionId connection) {
-    std::unique_lock lock(mutex_);
-    auto found = ends_.find(key(connection));
-    const bool killed = found != ends_.end() && found->second.killed;
-    if (found != ends_.end()) {
-        if (found->second.receive_held) {
-            transport_.post([handler = std::move(found->second.held_handler)] {
-                handler(model::make_error_code(NetErrc::operation_aborted), 0);
-            });
-        }
-        ends_.erase(found);
-    }
-    if (!killed) {
+    if (!forget_end(connection)) {
         transport_.abort(connection);
     }
 }

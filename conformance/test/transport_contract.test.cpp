@@ -56,6 +56,25 @@ protected:
         ConnectionId server{};
     };
 
+    /// Starts a receive on `connection`, runs `action`, and returns how the receive completed.
+    std::error_code pending_receive_after(ConnectionId connection,
+                                          const std::function<void()>& action) {
+        T& t = transport_ref;
+        typename T::Mutex mutex;
+        typename T::Event done;
+        std::error_code result;
+        std::vector<std::byte> buffer(16);
+        t.async_receive(connection, buffer, [&](std::error_code error, std::size_t bytes) {
+            std::unique_lock lock(mutex);
+            result = error;
+            EXPECT_EQ(bytes, 0U);
+            t.signal(done);
+        });
+        action();
+        await(done, mutex);
+        return result;
+    }
+
     Pair connect_pair() {
         Pair pair;
         T& t = transport_ref;
@@ -212,19 +231,8 @@ TYPED_TEST(TransportContract, CloseAbortsPendingOperationsWithOperationAborted) 
     auto& t = this->transport_ref;
     this->env.run([&] {
         auto pair = this->connect_pair();
-        typename TypeParam::T::Mutex mutex;
-        typename TypeParam::T::Event done;
-        std::error_code result;
-        std::vector<std::byte> buffer(16);
-        t.async_receive(pair.client, buffer, [&](std::error_code error, std::size_t bytes) {
-            std::unique_lock lock(mutex);
-            result = error;
-            EXPECT_EQ(bytes, 0U);
-            t.signal(done);
-        });
-        t.close(pair.client);
-        this->await(done, mutex);
-        EXPECT_EQ(result, NetErrc::operation_aborted);
+        EXPECT_EQ(this->pending_receive_after(pair.client, [&] { t.close(pair.client); }),
+                  NetErrc::operation_aborted);
         t.close(pair.server);
     });
 }
@@ -233,18 +241,8 @@ TYPED_TEST(TransportContract, AbortResetsThePeer) {
     auto& t = this->transport_ref;
     this->env.run([&] {
         auto pair = this->connect_pair();
-        typename TypeParam::T::Mutex mutex;
-        typename TypeParam::T::Event done;
-        std::error_code result;
-        std::vector<std::byte> buffer(16);
-        t.async_receive(pair.client, buffer, [&](std::error_code error, std::size_t) {
-            std::unique_lock lock(mutex);
-            result = error;
-            t.signal(done);
-        });
-        t.abort(pair.server);
-        this->await(done, mutex);
-        EXPECT_EQ(result, NetErrc::connection_reset);
+        EXPECT_EQ(this->pending_receive_after(pair.client, [&] { t.abort(pair.server); }),
+                  NetErrc::connection_reset);
         t.close(pair.client);
     });
 }
@@ -253,18 +251,8 @@ TYPED_TEST(TransportContract, CancelReceiveCompletesWithOperationAborted) {
     auto& t = this->transport_ref;
     this->env.run([&] {
         auto pair = this->connect_pair();
-        typename TypeParam::T::Mutex mutex;
-        typename TypeParam::T::Event done;
-        std::error_code result;
-        std::vector<std::byte> buffer(16);
-        t.async_receive(pair.client, buffer, [&](std::error_code error, std::size_t) {
-            std::unique_lock lock(mutex);
-            result = error;
-            t.signal(done);
-        });
-        t.cancel_receive(pair.client);
-        this->await(done, mutex);
-        EXPECT_EQ(result, NetErrc::operation_aborted);
+        EXPECT_EQ(this->pending_receive_after(pair.client, [&] { t.cancel_receive(pair.client); }),
+                  NetErrc::operation_aborted);
         t.close(pair.client);
         t.close(pair.server);
     });

@@ -100,6 +100,9 @@ private:
                                           std::span<const std::byte> bytes);
     void after_send(model::ConnectionId connection, std::size_t bytes);
     void kill_other_end(model::ConnectionId connection);
+    /// Drops the bookkeeping of an end the application closes; true if a fault already closed
+    /// its socket (so the transport must not be asked again).
+    bool forget_end(model::ConnectionId connection);
     void register_end(model::ConnectionId connection, sim::Side side,
                       std::optional<std::uint32_t> pair);
     [[nodiscard]] bool matches(const sim::Fault& fault, const End& end) const;
