@@ -27,6 +27,9 @@ std::optional<std::string> RealFaults::unsupported_reason(const std::vector<sim:
             case sim::FaultKind::bandwidth:
                 return "bandwidth faults need the simulated network: loopback cannot be "
                        "throttled without privileges";
+            case sim::FaultKind::half_open_scan:
+                return "a half-open scan never reaches accept on Linux: the kernel keeps the "
+                       "embryonic connection in its SYN queue and drops it on the RST";
             case sim::FaultKind::partial_send:
             case sim::FaultKind::reset:
             case sim::FaultKind::close:

@@ -176,7 +176,8 @@ const std::map<std::string, std::vector<std::string>>& key_table() {
           "send_bytes"}},
         {"fault",
          {"kind", "side", "connection", "at_ns", "after_bytes", "on_send", "bytes", "duration_ns",
-          "latency_ns", "jitter_ns", "bytes_per_second", "thread", "after_step"}},
+          "latency_ns", "jitter_ns", "bytes_per_second", "thread", "after_step", "count",
+          "interval_ns"}},
         {"thread", {"name", "steps"}},
         {"step",
          {"op", "id", "socket", "target", "overload", "size", "offset", "buffer_length",
@@ -494,7 +495,7 @@ void parse_fault(const json& value, const std::string& pointer, Scenario& scenar
     const std::string kind =
         get_choice(value["kind"], pointer + "/kind",
                    {"partial_send", "reset", "close", "stall", "latency", "bandwidth",
-                    "thread_exit"});
+                    "thread_exit", "half_open_scan"});
     auto integer = [&](const char* key, std::int64_t low, std::int64_t high) {
         return get_integer(value[key], pointer + "/" + key, low, high);
     };
@@ -524,7 +525,8 @@ void parse_fault(const json& value, const std::string& pointer, Scenario& scenar
             thread->exit_at_ns = static_cast<std::uint64_t>(integer("at_ns", 0, kNsMax));
         }
         for (const char* key : {"side", "connection", "after_bytes", "on_send", "bytes",
-                                "duration_ns", "latency_ns", "jitter_ns", "bytes_per_second"}) {
+                                "duration_ns", "latency_ns", "jitter_ns", "bytes_per_second",
+                                "count", "interval_ns"}) {
             if (value.contains(key)) {
                 fail(pointer + "/" + key, "not used by thread_exit");
             }
@@ -535,7 +537,8 @@ void parse_fault(const json& value, const std::string& pointer, Scenario& scenar
     static const std::map<std::string, sim::FaultKind> kKinds = {
         {"partial_send", sim::FaultKind::partial_send}, {"reset", sim::FaultKind::reset},
         {"close", sim::FaultKind::close},               {"stall", sim::FaultKind::stall},
-        {"latency", sim::FaultKind::latency},           {"bandwidth", sim::FaultKind::bandwidth}};
+        {"latency", sim::FaultKind::latency},           {"bandwidth", sim::FaultKind::bandwidth},
+        {"half_open_scan", sim::FaultKind::half_open_scan}};
     fault.kind = kKinds.at(kind);
     if (value.contains("thread") || value.contains("after_step")) {
         fail(pointer, "\"thread\"/\"after_step\" belong to thread_exit");
@@ -571,6 +574,16 @@ void parse_fault(const json& value, const std::string& pointer, Scenario& scenar
         fault.bytes_per_second =
             static_cast<std::uint64_t>(integer("bytes_per_second", 0, 1'000'000'000'000LL));
     }
+    if (value.contains("count")) {
+        fault.count = static_cast<std::uint64_t>(integer("count", 1, 100'000));
+    }
+    if (value.contains("interval_ns")) {
+        fault.interval = model::Duration(integer("interval_ns", 0, 3'600'000'000'000LL));
+    }
+    if (fault.kind != sim::FaultKind::half_open_scan &&
+        (value.contains("count") || value.contains("interval_ns"))) {
+        fail(pointer, "\"count\"/\"interval_ns\" belong to half_open_scan");
+    }
     switch (fault.kind) {
         case sim::FaultKind::partial_send:
             if (!value.contains("bytes")) {
@@ -590,6 +603,11 @@ void parse_fault(const json& value, const std::string& pointer, Scenario& scenar
         case sim::FaultKind::stall:
             if (!fault.at) {
                 fail(pointer, kind + " needs \"at_ns\"");
+            }
+            break;
+        case sim::FaultKind::half_open_scan:
+            if (!fault.at) {
+                fail(pointer, "half_open_scan needs \"at_ns\"");
             }
             break;
         case sim::FaultKind::latency:

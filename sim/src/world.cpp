@@ -1247,9 +1247,49 @@ void World::inject_stall(Conn& end, std::optional<Duration> duration, std::strin
     }
 }
 
+void World::half_open_scan(std::uint32_t listener_index, std::uint64_t scan) {
+    Listener& target = *listeners_[listener_index];
+    if (!target.open) {
+        return;
+    }
+    if (target.ready_count() + target.handshaking >= target.backlog) {
+        trace_event("scan_dropped", {{"listener", listener_index + 1}, {"scan", scan}});
+        return;
+    }
+    // The SYN takes a slot of the backlog (SYN_RECV) until the scanner's RST arrives one round
+    // trip after the SYN-ACK left.
+    ++target.handshaking;
+    trace_event("scan_syn", {{"listener", listener_index + 1}, {"scan", scan}});
+    scheduler_.post_after(network_.latency * 2, [this, listener_index, scan] {
+        Listener& scanned = *listeners_[listener_index];
+        --scanned.handshaking;
+        trace_event("scan_rst", {{"listener", listener_index + 1},
+                                 {"scan", scan},
+                                 {"accept_pending", scanned.accept_pending}});
+        if (scanned.open && scanned.accept_pending) {
+            // What AcceptEx reports: the connection it was waiting for was reset.
+            scanned.accept_pending = false;
+            deliver_connect(std::move(scanned.accept_handler),
+                            error_of(NetErrc::connection_reset), ConnectionId{0});
+        }
+    });
+}
+
 void World::arm_timed_faults() {
     for (std::size_t i = 0; i < options_.faults.size(); ++i) {
         const Fault& fault = options_.faults[i];
+        if (fault.kind == FaultKind::half_open_scan) {
+            for (std::uint64_t scan = 0; scan < fault.count; ++scan) {
+                const TimePoint when{fault.at.value_or(Duration::zero()) + fault.interval * static_cast<std::int64_t>(scan)};
+                scheduler_.post_at(when, [this, scan] {
+                    trace_event("fault", {{"kind", "half_open_scan"}, {"scan", scan}});
+                    for (std::uint32_t index = 0; index < listeners_.size(); ++index) {
+                        half_open_scan(index, scan);
+                    }
+                });
+            }
+            continue;
+        }
         if (fault.kind == FaultKind::latency || fault.kind == FaultKind::bandwidth) {
             scheduler_.post_at(TimePoint{fault.at.value_or(Duration::zero())}, [this, i] {
                 const Fault& change = options_.faults[i];
@@ -1283,6 +1323,7 @@ void World::arm_timed_faults() {
                     case FaultKind::close: inject_close(*end, "at"); break;
                     case FaultKind::stall: inject_stall(*end, due.duration, "at"); break;
                     case FaultKind::partial_send:  // the loader rejects a timed partial send
+                    case FaultKind::half_open_scan:
                     case FaultKind::latency:
                     case FaultKind::bandwidth: break;
                 }

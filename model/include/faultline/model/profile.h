@@ -8,6 +8,7 @@
 
 #include "faultline/model/net_error.h"
 #include "faultline/model/socket_error.h"
+#include "faultline/model/types.h"
 
 namespace faultline::model {
 
@@ -40,6 +41,21 @@ struct Profile {
     SocketError send_not_connected_error;
     /// SocketException.ErrorCode: the SocketError value (documented) or the Linux errno.
     bool error_code_is_errno;
+    /// AcceptAsync doc: a half-open scan (SYN, SYN-ACK, RST) completes a pending accept with
+    /// ConnectionReset (documented, AcceptEx) or never reaches the application (dotnet-unix).
+    bool accept_reports_half_open_reset;
+    /// a receive buffer larger than the address space makes the accept wait for that much
+    /// data, which lands after the address space (documented, AcceptEx), or is
+    /// PlatformNotSupportedException (dotnet-unix).
+    bool accept_receive_buffer_supported;
+    /// A-9 (documented): how long an accept waits for its data before it resets the connection.
+    Duration accept_receive_timeout;
+    /// a too-small buffer's ArgumentException leaves the SocketAsyncEventArgs marked busy
+    /// (dotnet-unix, as the shipped code does) or releases it (documented).
+    bool accept_small_buffer_leaves_args_busy;
+    /// after a failed accept, AcceptSocket holds a pre-created unconnected Socket
+    /// (documented, Windows) or whatever the caller set, null by default (dotnet-unix).
+    bool accept_socket_precreated;
 };
 
 inline constexpr Profile kDocumented{
@@ -53,6 +69,11 @@ inline constexpr Profile kDocumented{
     .thread_exit_cancels_io = true,
     .send_not_connected_error = SocketError::NotConnected,
     .error_code_is_errno = false,
+    .accept_reports_half_open_reset = true,
+    .accept_receive_buffer_supported = true,
+    .accept_receive_timeout = std::chrono::seconds(30),
+    .accept_small_buffer_leaves_args_busy = false,
+    .accept_socket_precreated = true,
 };
 
 inline constexpr Profile kDotnetUnix{
@@ -66,6 +87,11 @@ inline constexpr Profile kDotnetUnix{
     .thread_exit_cancels_io = false,
     .send_not_connected_error = SocketError::Shutdown,
     .error_code_is_errno = true,
+    .accept_reports_half_open_reset = false,
+    .accept_receive_buffer_supported = false,
+    .accept_receive_timeout = std::chrono::seconds(30),
+    .accept_small_buffer_leaves_args_busy = true,
+    .accept_socket_precreated = false,
 };
 
 /// "documented" or "dotnet-unix"; nullopt otherwise.

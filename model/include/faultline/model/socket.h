@@ -1,8 +1,8 @@
-// Socket<T>: the .NET Socket's APM surface (Begin*/End*, Connect, Accept, Shutdown, Dispose) as
-// one implementation over any Transport. Invariants: operations of one kind are served FIFO and
+// Socket<T>: the .NET Socket's APM surface (Begin*/End*, Connect, Accept, Shutdown, Dispose) and
+// AcceptAsync(SocketAsyncEventArgs) as one implementation over any Transport. Invariants: operations of one kind are served FIFO and
 // never interleave (S-20); every Begin* that returns a result completes it exactly once and runs
 // its callback exactly once; the callback runs inline only when CompletedSynchronously. It does
-// not implement SocketAsyncEventArgs (a later issue), UDP or IPv6.
+// not implement the other *Async(SocketAsyncEventArgs) methods, UDP or IPv6.
 #pragma once
 
 #include <algorithm>
@@ -20,20 +20,10 @@
 #include "faultline/model/async_result.h"
 #include "faultline/model/exceptions.h"
 #include "faultline/model/profile.h"
+#include "faultline/model/socket_async_event_args.h"
 #include "faultline/model/transport.h"
 
 namespace faultline::model {
-
-/// A managed byte[]: nullable, shared, kept alive by the operation that uses it.
-using Buffer = std::shared_ptr<std::vector<std::byte>>;
-
-/// ArraySegment<byte>. Unlike .NET's it can be built invalid; BeginSend validates it (S-2).
-struct ArraySegment {
-    Buffer array;
-    int offset = 0;
-    int count = 0;
-};
-using BufferList = std::shared_ptr<const std::vector<ArraySegment>>;
 
 /// Accepted and ignored: the simulated and loopback streams have no out-of-band data.
 enum class SocketFlags : int { None = 0 };
@@ -192,6 +182,73 @@ public:
 
     /// Blocking accept: BeginAccept then EndAccept.
     std::shared_ptr<Socket> Accept() { return EndAccept(BeginAccept(nullptr, {})); }
+
+    /// The address space AcceptEx reserves in a receive buffer: 2 × (sockaddr_storage + 16).
+    static constexpr int kAcceptAddressBytes = 2 * (128 + 16);
+
+    /// A-1 … A-12. Returns true when the accept is pending: `e`'s Completed handlers run exactly
+    /// once later, on a pool thread, with this socket as sender. Returns false when it finished
+    /// now (success or failure): no Completed, the results are in `e` already.
+    bool AcceptAsync(const std::shared_ptr<SocketAsyncEventArgs<T>>& e) {
+        std::unique_lock lock(mutex_);
+        throw_if_disposed();
+        if (!e) {
+            throw ArgumentNullException("e");
+        }
+        if (e->GetBufferList()) {
+            throw ArgumentException("Multiple buffers cannot be used with this method.", "e");
+        }
+        if (!listener_) {
+            throw InvalidOperationException(
+                bound_ ? "You must call the Listen method before performing this operation."
+                       : "You must call the Bind method before performing this operation.");
+        }
+        const std::shared_ptr<Socket> supplied = e->AcceptSocket();
+        if (supplied && (supplied.get() == this || supplied->bound_or_connected())) {
+            throw InvalidOperationException("The AcceptSocket is already bound or connected.");
+        }
+        e->start(SocketAsyncOperation::Accept);
+        std::size_t data_wanted = 0;
+        if (e->GetBuffer()) {
+            const int count = e->Count();
+            if (count < kAcceptAddressBytes) {
+                // the shipped code throws after marking the args busy and never frees them.
+                if (!profile_.accept_small_buffer_leaves_args_busy) {
+                    e->release();
+                }
+                throw ArgumentException("The buffer is not large enough for the addresses.",
+                                        "Count");
+            }
+            if (!profile_.accept_receive_buffer_supported) {
+                e->release();
+                throw PlatformNotSupportedException(
+                    "This platform does not support receiving data with Socket.AcceptAsync.");
+            }
+            data_wanted = static_cast<std::size_t>(count - kAcceptAddressBytes);
+        }
+        OpPtr op = make_op(OperationKind::accept, nullptr, {});
+        if (accept_queue_.empty() && data_wanted == 0) {
+            Result<ConnectionId> accepted = transport_.try_accept(*listener_);
+            if (accepted || accepted.error() != NetErrc::would_block) {
+                std::shared_ptr<Socket> socket;
+                if (accepted) {
+                    socket = adopt_into(supplied, accepted.value());
+                }
+                lock.unlock();
+                complete_args(e, accepted.error(), 0, socket, false);
+                return false;
+            }
+        }
+        op->callback_ = [self = this->shared_from_this(), e, supplied,
+                         data_wanted](const AsyncResultPtr& result) {
+            self->accept_args_done(std::static_pointer_cast<Op>(result), e, supplied, data_wanted);
+        };
+        enqueue(accept_queue_, op);
+        if (accept_queue_.size() == 1) {
+            start_accept(op);
+        }
+        return true;
+    }
 
     AsyncResultPtr BeginConnect(const Endpoint& remote, AsyncCallback callback, std::any state) {
         std::unique_lock lock(mutex_);
@@ -867,6 +924,146 @@ private:
 
     // ---- accept and connect engines -----------------------------------------------------------
 
+    [[nodiscard]] bool bound_or_connected() const {
+        std::unique_lock lock(mutex_);
+        return bound_.has_value() || listener_.has_value() || connection_.has_value() || disposed_;
+    }
+
+    /// the accepted connection goes into the caller's AcceptSocket when one was supplied,
+    /// else into a new Socket of the listener's kind.
+    std::shared_ptr<Socket> adopt_into(const std::shared_ptr<Socket>& supplied,
+                                       ConnectionId connection) {
+        if (!supplied) {
+            return adopt(connection);
+        }
+        std::unique_lock lock(supplied->mutex_);
+        supplied->connection_ = connection;
+        supplied->connected_ = true;
+        supplied->blocking_ = blocking_;
+        return supplied;
+    }
+
+    /// Fills `e` with an accept's results and, when `raise`, runs its Completed handlers with
+    /// this listener as sender.
+    void complete_args(const std::shared_ptr<SocketAsyncEventArgs<T>>& e, std::error_code error,
+                       int bytes, const std::shared_ptr<Socket>& accepted, bool raise) {
+        std::optional<Endpoint> remote;
+        bool set_socket = true;
+        std::shared_ptr<Socket> socket = accepted;
+        if (!error && accepted) {
+            remote = accepted->RemoteEndPoint();
+        } else if (profile_.accept_socket_precreated && !e->AcceptSocket()) {
+            socket = Create(transport_, profile_);  // Windows pre-creates the socket
+        } else {
+            set_socket = false;  // Unix leaves what the caller set
+        }
+        const auto handlers = e->finish(to_socket_error(error), bytes, remote, socket, set_socket);
+        if (raise) {
+            const std::shared_ptr<Socket> sender = this->shared_from_this();
+            for (const auto& handler : handlers) {
+                handler(sender, e);
+            }
+        }
+    }
+
+    /// The pending AcceptAsync's accept finished (on a pool thread).
+    void accept_args_done(const OpPtr& op, const std::shared_ptr<SocketAsyncEventArgs<T>>& e,
+                          const std::shared_ptr<Socket>& supplied, std::size_t data_wanted) {
+        std::shared_ptr<Socket> accepted;
+        std::error_code error;
+        {
+            std::unique_lock lock(op->mutex_);
+            error = op->error_;
+            accepted = op->accepted_;
+        }
+        if (!error && supplied) {
+            // Move the connection from the fresh socket into the caller's.
+            std::unique_lock lock(accepted->mutex_);
+            const ConnectionId connection = *accepted->connection_;
+            accepted->connection_.reset();
+            accepted->connected_ = false;
+            accepted->disposed_ = true;
+            lock.unlock();
+            std::unique_lock listener_lock(mutex_);
+            accepted = adopt_into(supplied, connection);
+        }
+        if (!error && data_wanted > 0) {
+            accepted->receive_on_accept(this->shared_from_this(), e, data_wanted);
+            return;
+        }
+        complete_args(e, error, 0, error ? nullptr : accepted, true);
+    }
+
+    /// A-9 (documented): the accept completes once `wanted` bytes have arrived after the
+    /// address space of `e`'s buffer, or resets the connection when the profile's timeout ends.
+    void receive_on_accept(const std::shared_ptr<Socket>& listener,
+                           const std::shared_ptr<SocketAsyncEventArgs<T>>& e, std::size_t wanted) {
+        struct Progress {
+            std::size_t received = 0;
+            bool finished = false;
+        };
+        auto progress = std::make_shared<Progress>();
+        const Buffer buffer = e->GetBuffer();
+        const std::span<std::byte> target =
+            std::span<std::byte>(*buffer).subspan(
+                static_cast<std::size_t>(e->Offset() + kAcceptAddressBytes), wanted);
+        auto self = this->shared_from_this();
+        auto finish = [self, listener, e, progress](std::error_code error) {
+            // Called with self->mutex_ held and progress->finished just set.
+            return [self, listener, e, progress, error] {
+                listener->complete_args(e, error,
+                                        error ? 0 : static_cast<int>(progress->received),
+                                        error ? nullptr : self, true);
+            };
+        };
+        auto receive_more = std::make_shared<std::function<void()>>();
+        *receive_more = [self, progress, target, finish, receive_more, buffer] {
+            self->transport_.async_receive(
+                *self->connection_, target.subspan(progress->received),
+                [self, progress, target, finish, receive_more, buffer](std::error_code error,
+                                                                       std::size_t bytes) {
+                    Task done;
+                    {
+                        std::unique_lock lock(self->mutex_);
+                        if (progress->finished) {
+                            return;
+                        }
+                        progress->received += bytes;
+                        if (!error && progress->received < target.size()) {
+                            (*receive_more)();
+                            return;
+                        }
+                        progress->finished = true;
+                        *receive_more = nullptr;  // breaks the self-reference
+                        const bool ended = !error || error == NetErrc::end_of_stream;
+                        done = finish(ended ? std::error_code{} : error);
+                    }
+                    done();
+                });
+        };
+        std::unique_lock lock(mutex_);
+        (*receive_more)();
+        transport_.post_after(profile_.accept_receive_timeout, [self, progress, finish,
+                                                                receive_more] {
+            Task done;
+            {
+                std::unique_lock inner(self->mutex_);
+                if (progress->finished) {
+                    return;
+                }
+                progress->finished = true;
+                *receive_more = nullptr;
+                // "If a timeout occurs, the connection is reset."
+                self->transport_.abort(*self->connection_);
+                self->connection_.reset();
+                self->connected_ = false;
+                self->disposed_ = true;
+                done = finish(make_error_code(NetErrc::connection_reset));
+            }
+            done();
+        });
+    }
+
     std::shared_ptr<Socket> adopt(ConnectionId connection) {
         auto accepted = Create(transport_, profile_);
         accepted->connection_ = connection;
@@ -890,6 +1087,12 @@ private:
             std::unique_lock lock(mutex_);
             FAULTLINE_ASSERT(accept_queue_.front() == op);
             op->in_flight_ = false;
+            if (error == NetErrc::connection_reset && !profile_.accept_reports_half_open_reset &&
+                listener_ && !op->cancel_requested_) {
+                // A half-open scan the platform hides from the application: keep waiting.
+                start_accept(op);
+                return;
+            }
             accept_queue_.pop_front();
             if (!error && disposed_) {
                 transport_.close(connection);

@@ -28,7 +28,7 @@ enum class ExitWatchId : std::uint64_t {};
 // | `t.listen(ep, backlog)`         | `Result<ListenerId>`   | `address_in_use` and similar come back as values; port 0 = ephemeral |
 // | `t.local_endpoint(l)`           | `Endpoint`             | the bound endpoint, with the real port |
 // | `t.try_accept(l)`               | `Result<ConnectionId>` | an established connection now, or `would_block` |
-// | `t.async_accept(l, h)`          | void                   | `h(error, c)` once, on a pool thread; at most one outstanding per listener |
+// | `t.async_accept(l, h)`          | void                   | `h(error, c)` once, on a pool thread; at most one outstanding per listener; `connection_reset` if a connection attempt was reset before it could be accepted (a half-open scan; sim reports it, Linux never does) |
 // | `t.cancel_accept(l)`            | void                   | a pending accept completes with `operation_aborted` (not inline) |
 // | `t.close(l)`                    | void                   | pending accept → `operation_aborted`; queued connections are reset |
 // | `t.async_connect(ep, h)`        | void                   | `h(error, c)` once; `connection_refused`, `timed_out`, `host_unreachable` |

@@ -39,9 +39,18 @@ struct NetworkConfig {
     std::vector<std::uint32_t> silent_addresses;       // SYNs vanish: connect times out
 };
 
-enum class FaultKind : std::uint8_t { partial_send, reset, close, stall, latency, bandwidth };
+enum class FaultKind : std::uint8_t {
+    partial_send,
+    reset,
+    close,
+    stall,
+    latency,
+    bandwidth,
+    half_open_scan,
+};
 
-/// A scripted fault. `side` is the end where it acts: whose sends are cut (partial_send), whose
+/// A scripted fault. A half_open_scan sends SYN, answers the SYN-ACK with RST, against every open
+/// listener, `count` times from `at`. Otherwise `side` is the end where it acts: whose sends are cut (partial_send), whose
 /// sends count towards the trigger (reset: both ends are reset), which application closes
 /// (close) or stops reading (stall). `connection` is the pair index in connect order (all pairs
 /// when empty).
@@ -57,6 +66,8 @@ struct Fault {
     model::Duration latency{};                  // latency: new one-way latency
     model::Duration jitter{};                   // latency: new jitter
     std::uint64_t bytes_per_second = 0;         // bandwidth: new limit (0: unlimited)
+    std::uint64_t count = 1;                    // half_open_scan: how many scans
+    model::Duration interval{};                 // half_open_scan: time between scans
 };
 
 /// Swarm testing: per seed, draw which fault kinds are on and at what rate, then fire them.
@@ -195,6 +206,7 @@ private:
     void inject_reset(Conn& end, std::string_view reason);
     void inject_close(Conn& end, std::string_view reason);
     void inject_stall(Conn& end, std::optional<model::Duration> duration, std::string_view reason);
+    void half_open_scan(std::uint32_t listener_index, std::uint64_t scan);
 
     // threads
     void resume(Thread& target);
