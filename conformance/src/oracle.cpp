@@ -88,6 +88,24 @@ std::string Observation::describe() const {
     if (connected) {
         add("connected", flag(*connected));
     }
+    if (pending) {
+        add("pending", flag(*pending));
+    }
+    if (args_error) {
+        add("args_error", name_of(*args_error));
+    }
+    if (bytes_transferred) {
+        add("bytes_transferred", std::to_string(*bytes_transferred));
+    }
+    if (accept_socket) {
+        add("accept_socket", *accept_socket);
+    }
+    if (completions) {
+        add("completions", std::to_string(*completions));
+    }
+    if (clients_connected) {
+        add("clients_connected", std::to_string(*clients_connected));
+    }
     return text;
 }
 
@@ -143,6 +161,33 @@ std::string mismatch(const Expectation& expectation, const Observation& observat
     }
     if (expectation.connected && observation.connected != expectation.connected) {
         differ("connected", flag(expectation.connected), flag(observation.connected));
+    }
+    if (expectation.pending && observation.pending != expectation.pending) {
+        differ("pending", flag(expectation.pending), flag(observation.pending));
+    }
+    if (expectation.args_error && observation.args_error != expectation.args_error) {
+        differ("args_error", name_of(*expectation.args_error),
+               observation.args_error ? name_of(*observation.args_error) : "unset");
+    }
+    auto number = [](std::optional<int> value) {
+        return value ? std::to_string(*value) : std::string("unset");
+    };
+    if (expectation.bytes_transferred &&
+        observation.bytes_transferred != expectation.bytes_transferred) {
+        differ("bytes_transferred", number(expectation.bytes_transferred),
+               number(observation.bytes_transferred));
+    }
+    if (expectation.accept_socket && observation.accept_socket != expectation.accept_socket) {
+        differ("accept_socket", *expectation.accept_socket,
+               observation.accept_socket.value_or("unset"));
+    }
+    if (expectation.completions && observation.completions != expectation.completions) {
+        differ("completions", number(expectation.completions), number(observation.completions));
+    }
+    if (expectation.clients_connected &&
+        observation.clients_connected != expectation.clients_connected) {
+        differ("clients_connected", number(expectation.clients_connected),
+               number(observation.clients_connected));
     }
     return differences;
 }

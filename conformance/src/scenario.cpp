@@ -182,12 +182,14 @@ const std::map<std::string, std::vector<std::string>>& key_table() {
         {"step",
          {"op", "id", "socket", "target", "overload", "size", "offset", "buffer_length",
           "null_buffer", "null_list", "segments", "callback", "bytes", "chunk", "ns", "how", "to",
-          "expect", "callback_expect", "note"}},
+          "expect", "callback_expect", "note", "args", "address", "backlog", "count", "wait"}},
         {"segment", {"array_length", "offset", "count", "null_array"}},
         {"expectation",
          {"throws", "param", "socket_error", "error_code", "returns", "returns_null", "error",
-          "completed_synchronously", "callback_before_return", "is_completed", "connected"}},
-        {"global_expectation", {"peer_received_bytes", "peer_saw"}},
+          "completed_synchronously", "callback_before_return", "is_completed", "connected",
+          "pending", "args_error", "bytes_transferred", "accept_socket", "completions",
+          "clients_connected"}},
+        {"global_expectation", {"peer_received_bytes", "peer_saw", "accepted", "completions"}},
     };
     return table;
 }
@@ -306,6 +308,19 @@ Expectation parse_expectation(const json& value, const std::string& pointer) {
             expectation.is_completed = get_bool(field, at);
         } else if (key == "connected") {
             expectation.connected = get_bool(field, at);
+        } else if (key == "pending") {
+            expectation.pending = get_bool(field, at);
+        } else if (key == "args_error") {
+            expectation.args_error = get_socket_error(field, at);
+        } else if (key == "bytes_transferred") {
+            expectation.bytes_transferred = static_cast<int>(get_integer(field, at, 0, kBytesMax));
+        } else if (key == "accept_socket") {
+            expectation.accept_socket =
+                get_choice(field, at, {"connected", "unconnected", "null", "supplied"});
+        } else if (key == "completions") {
+            expectation.completions = static_cast<int>(get_integer(field, at, 0, 1'000'000));
+        } else if (key == "clients_connected") {
+            expectation.clients_connected = static_cast<int>(get_integer(field, at, 0, 100'000));
         }
     }
     return expectation;
@@ -365,6 +380,14 @@ GlobalExpectation parse_global(const json& value, const std::string& pointer) {
         expectation.peer_saw =
             get_choice(value["peer_saw"], pointer + "/peer_saw", {"eof", "reset", "open"});
     }
+    if (value.contains("accepted")) {
+        expectation.accepted = static_cast<std::uint64_t>(
+            get_integer(value["accepted"], pointer + "/accepted", 0, 1'000'000));
+    }
+    if (value.contains("completions")) {
+        expectation.completions = static_cast<std::uint64_t>(
+            get_integer(value["completions"], pointer + "/completions", 0, 1'000'000));
+    }
     return expectation;
 }
 
@@ -382,6 +405,13 @@ Step parse_step(const json& value, const std::string& pointer) {
         {"wait_peer", StepOp::wait_peer},     {"sleep", StepOp::sleep},
         {"shutdown", StepOp::shutdown},       {"dispose", StepOp::dispose},
         {"check", StepOp::check},             {"connect", StepOp::connect},
+        {"bind", StepOp::bind},               {"listen", StepOp::listen},
+        {"args_new", StepOp::args_new},       {"args_set_buffer", StepOp::args_set_buffer},
+        {"args_set_buffer_list", StepOp::args_set_buffer_list},
+        {"args_set_accept_socket", StepOp::args_set_accept_socket},
+        {"args_dispose", StepOp::args_dispose}, {"accept_async", StepOp::accept_async},
+        {"wait_args", StepOp::wait_args},     {"client_connect", StepOp::client_connect},
+        {"begin_accept", StepOp::begin_accept}, {"end_accept", StepOp::end_accept},
     };
     const std::string op = get_string(value["op"], pointer + "/op");
     const auto found = kOps.find(op);
@@ -457,14 +487,35 @@ Step parse_step(const json& value, const std::string& pointer) {
             step.callback_expect = parse_profile_expectations(field, at);
         } else if (key == "note") {
             static_cast<void>(get_string(field, at));
+        } else if (key == "args") {
+            step.args = get_string(field, at, 64);
+        } else if (key == "address") {
+            step.address = get_choice(field, at, {"127.0.0.1", "0.0.0.0"});
+        } else if (key == "backlog") {
+            step.backlog = static_cast<int>(get_integer(field, at, -1, 65535));
+        } else if (key == "count") {
+            step.count = static_cast<int>(get_integer(field, at, 1, 1000));
+        } else if (key == "wait") {
+            step.wait = get_bool(field, at);
         }
     }
     const bool begins = step.op == StepOp::begin_send || step.op == StepOp::begin_receive;
     if (begins && step.id.empty()) {
         fail(pointer, "begin steps need an \"id\"");
     }
+    const bool uses_args = step.op == StepOp::args_new || step.op == StepOp::args_set_buffer ||
+                           step.op == StepOp::args_set_buffer_list ||
+                           step.op == StepOp::args_set_accept_socket ||
+                           step.op == StepOp::args_dispose || step.op == StepOp::wait_args;
+    if (uses_args && step.args.empty()) {
+        fail(pointer, "this step needs \"args\"");
+    }
+    if (step.op == StepOp::begin_accept && step.id.empty()) {
+        fail(pointer, "begin steps need an \"id\"");
+    }
     const bool targets = step.op == StepOp::end_send || step.op == StepOp::end_receive ||
-                         step.op == StepOp::wait_completed;
+                         step.op == StepOp::wait_completed || step.op == StepOp::end_accept ||
+                         step.op == StepOp::args_set_accept_socket;
     if (targets && step.target.empty()) {
         fail(pointer, "this step needs a \"target\"");
     }
@@ -791,6 +842,9 @@ Scenario parse_scenario(const json& root, const std::string& path) {
         }
         for (std::size_t s = 0; s < steps.size(); ++s) {
             Step step = parse_step(steps[s], at + "/steps/" + std::to_string(s));
+            if (step.socket.empty()) {
+                step.socket = scenario.sockets.front();
+            }
             if (std::find(scenario.sockets.begin(), scenario.sockets.end(), step.socket) ==
                 scenario.sockets.end()) {
                 fail(step.pointer + "/socket", "no socket named \"" + step.socket + "\"");
@@ -807,11 +861,31 @@ Scenario parse_scenario(const json& root, const std::string& path) {
         }
         scenario.threads.push_back(std::move(spec));
     }
-    for (std::size_t t = 0; t < scenario.threads.size(); ++t) {
-        for (const Step& step : scenario.threads[t].steps) {
-            if (!step.target.empty() && step.target != "null" && step.target != "foreign" &&
-                ids.count(step.target) == 0) {
+    std::set<std::string> args_names;
+    for (const ThreadSpec& thread : scenario.threads) {
+        for (const Step& step : thread.steps) {
+            if (step.op == StepOp::args_new) {
+                args_names.insert(step.args);
+            }
+        }
+    }
+    for (const ThreadSpec& thread : scenario.threads) {
+        for (const Step& step : thread.steps) {
+            if (step.op == StepOp::args_set_accept_socket) {
+                if (step.target != "null" &&
+                    std::find(scenario.sockets.begin(), scenario.sockets.end(), step.target) ==
+                        scenario.sockets.end()) {
+                    fail(step.pointer + "/target", "no socket named \"" + step.target + "\"");
+                }
+            } else if (!step.target.empty() && step.target != "null" &&
+                       step.target != "foreign" && ids.count(step.target) == 0) {
                 fail(step.pointer + "/target", "no operation with id \"" + step.target + "\"");
+            }
+            if (!step.args.empty() && step.args != "null" && args_names.count(step.args) == 0) {
+                fail(step.pointer + "/args", "no args_new creates \"" + step.args + "\"");
+            }
+            if ((step.op == StepOp::accept_async) && step.args.empty()) {
+                fail(step.pointer, "accept_async needs \"args\"");
             }
         }
     }

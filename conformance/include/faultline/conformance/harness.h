@@ -309,9 +309,28 @@ private:
         std::atomic<bool> callback_before_return{false};
         model::ThreadId initiator{};
         std::string callback_mode;
+        bool accept = false;
         const Step* step = nullptr;
         std::optional<Observation> callback_observation;
         std::uint64_t begin_order = 0;
+    };
+
+    /// One SocketAsyncEventArgs of the scenario, with what the oracle needs to know about it.
+    struct ArgsRecord {
+        std::shared_ptr<model::SocketAsyncEventArgs<T>> args;
+        std::shared_ptr<model::Socket<T>> supplied;  // the last AcceptSocket the steps set
+        int true_returns = 0;                        // guarded by ops_mutex_
+        int completions = 0;                         // guarded by ops_mutex_
+        std::shared_ptr<model::Socket<T>> listener;  // of the last AcceptAsync
+        bool sender_mismatch = false;
+        bool reused_while_busy = false;
+    };
+
+    struct Connector {
+        model::ConnectionId id{};
+        model::Endpoint local;
+        bool finished = false;
+        std::error_code error;
     };
 
     void fail(const std::string& pointer, const std::string& message) {
@@ -406,7 +425,13 @@ private:
                 Observation observation;
                 observe([&] {
                     auto owner = socket(op->socket);
-                    if (op->callback_mode == "end") {
+                    if (op->callback_mode == "end" && op->accept) {
+                        const auto accepted = owner->EndAccept(result);
+                        record_accepted(accepted);
+                        observation.accept_socket = accepted && accepted->Connected()
+                                                        ? "connected"
+                                                        : "unconnected";
+                    } else if (op->callback_mode == "end") {
                         observation.returned = op->send ? owner->EndSend(result)
                                                         : owner->EndReceive(result);
                     } else {
@@ -600,11 +625,232 @@ private:
         });
     }
 
+    std::shared_ptr<ArgsRecord> args_record(const std::string& name) {
+        std::unique_lock lock(ops_mutex_);
+        auto found = args_.find(name);
+        return found == args_.end() ? nullptr : found->second;
+    }
+
+    void record_accepted(const std::shared_ptr<model::Socket<T>>& accepted) {
+        if (!accepted) {
+            return;
+        }
+        std::optional<model::Endpoint> remote;
+        try {
+            remote = accepted->RemoteEndPoint();
+        } catch (const std::exception&) {
+        }
+        std::unique_lock lock(ops_mutex_);
+        accepted_sockets_.push_back(accepted);
+        if (remote) {
+            accepted_remotes_.push_back(*remote);
+        }
+    }
+
+    /// e's observable state, as accept steps and waits report it.
+    void observe_args(const std::shared_ptr<ArgsRecord>& record, Observation& observation) {
+        const auto& e = record->args;
+        observation.args_error = e->SocketError();
+        observation.bytes_transferred = e->BytesTransferred();
+        const auto socket = e->AcceptSocket();
+        if (!socket) {
+            observation.accept_socket = "null";
+        } else if (!socket->Connected()) {
+            observation.accept_socket = "unconnected";
+        } else {
+            observation.accept_socket = socket == record->supplied ? "supplied" : "connected";
+        }
+        std::unique_lock lock(ops_mutex_);
+        observation.completions = record->completions;
+    }
+
+    void args_new(const Step& step) {
+        auto record = std::make_shared<ArgsRecord>();
+        record->args = model::SocketAsyncEventArgs<T>::Create();
+        std::weak_ptr<ArgsRecord> weak = record;
+        record->args->AddCompleted([this, weak](const std::shared_ptr<model::Socket<T>>& sender,
+                                                const std::shared_ptr<model::SocketAsyncEventArgs<T>>& e) {
+            const auto owner = weak.lock();
+            if (!owner) {
+                return;
+            }
+            if (e->SocketError() == model::SocketError::Success) {
+                record_accepted(e->AcceptSocket());
+            }
+            std::unique_lock lock(ops_mutex_);
+            ++owner->completions;
+            owner->sender_mismatch = owner->sender_mismatch || sender != owner->listener;
+            ops_changed_.notify();
+        });
+        std::unique_lock lock(ops_mutex_);
+        args_[step.args] = record;
+    }
+
+    void accept_async(const Step& step, Observation& observation) {
+        auto owner = socket(step.socket);
+        const auto record = step.args == "null" ? nullptr : args_record(step.args);
+        int outstanding_before = 0;
+        if (record) {
+            std::unique_lock lock(ops_mutex_);
+            outstanding_before = record->true_returns - record->completions;
+            record->listener = owner;
+        }
+        record_event("accept_async", step.args);
+        const bool pending = owner->AcceptAsync(record ? record->args : nullptr);
+        observation.pending = pending;
+        std::unique_lock lock(ops_mutex_);
+        if (outstanding_before > 0 &&
+            record->completions + outstanding_before == record->true_returns) {
+            record->reused_while_busy = true;  // a busy args was accepted again
+        }
+        if (pending) {
+            ++record->true_returns;
+        }
+        lock.unlock();
+        if (!pending) {
+            if (record->args->SocketError() == model::SocketError::Success) {
+                record_accepted(record->args->AcceptSocket());
+            }
+            observe_args(record, observation);
+        }
+    }
+
+    void client_connect(const Step& step, Observation& observation) {
+        auto listener = socket(step.socket);
+        model::Endpoint endpoint = *listener->LocalEndPoint();
+        if (endpoint.address == 0) {
+            endpoint.address = model::Endpoint::loopback(0).address;
+        }
+        std::vector<std::shared_ptr<Connector>> started;
+        for (int i = 0; i < step.count; ++i) {
+            auto connector = std::make_shared<Connector>();
+            {
+                std::unique_lock lock(ops_mutex_);
+                connectors_.push_back(connector);
+            }
+            started.push_back(connector);
+            transport_.async_connect(endpoint, [this, connector](std::error_code error,
+                                                                 model::ConnectionId id) {
+                std::unique_lock lock(ops_mutex_);
+                connector->finished = true;
+                connector->error = error;
+                if (!error) {
+                    connector->id = id;
+                    connector->local = transport_.local_endpoint(id);
+                }
+                ops_changed_.notify();
+            });
+        }
+        std::unique_lock lock(ops_mutex_);
+        if (step.wait) {
+            const bool finished = ops_changed_.wait_until(
+                lock,
+                [&] {
+                    return std::all_of(started.begin(), started.end(),
+                                       [](const auto& c) { return c->finished; });
+                },
+                options_.wait_budget);
+            if (!finished) {
+                throw model::LivenessFailure("client_connect ran out of budget");
+            }
+        }
+        int connected = 0;
+        for (const auto& connector : started) {
+            connected += connector->finished && !connector->error ? 1 : 0;
+        }
+        observation.clients_connected = connected;
+        if (step.bytes > 0) {
+            // Data for receive-on-accept: one immediate write per client (it fits any buffer).
+            const model::Buffer data = pattern_buffer(step.pointer, static_cast<std::size_t>(step.bytes));
+            for (const auto& connector : started) {
+                if (connector->finished && !connector->error) {
+                    static_cast<void>(transport_.try_send(connector->id, *data));
+                }
+            }
+        }
+    }
+
+    void record_event(std::string_view name, const std::string& detail) { record(name, detail); }
+
+    /// Accept steps that are not plain socket calls; false if `step` is not one of them.
+    bool execute_accept_step(const Step& step, Observation& observation) {
+        auto owner = socket(step.socket);
+        switch (step.op) {
+            case StepOp::bind:
+                owner->Bind(model::Endpoint{step.address == "0.0.0.0" ? 0U : 0x7f000001U, 0});
+                return true;
+            case StepOp::listen: owner->Listen(step.backlog); return true;
+            case StepOp::args_new: args_new(step); return true;
+            case StepOp::args_set_buffer: {
+                const auto record = args_record(step.args);
+                model::Buffer buffer;
+                if (!step.null_buffer) {
+                    const int length = step.buffer_length.value_or(std::max(0, step.offset + step.size));
+                    buffer = std::make_shared<std::vector<std::byte>>(static_cast<std::size_t>(length));
+                }
+                record->args->SetBuffer(buffer, step.offset, step.size);
+                return true;
+            }
+            case StepOp::args_set_buffer_list: {
+                const auto record = args_record(step.args);
+                std::shared_ptr<std::vector<model::ArraySegment>> list;
+                if (!step.null_list) {
+                    list = std::make_shared<std::vector<model::ArraySegment>>();
+                    list->push_back({std::make_shared<std::vector<std::byte>>(16), 0, 16});
+                }
+                record->args->SetBufferList(list);
+                return true;
+            }
+            case StepOp::args_set_accept_socket: {
+                const auto record = args_record(step.args);
+                record->supplied = step.target == "null" ? nullptr : socket(step.target);
+                record->args->AcceptSocket(record->supplied);
+                return true;
+            }
+            case StepOp::args_dispose: args_record(step.args)->args->Dispose(); return true;
+            case StepOp::accept_async: accept_async(step, observation); return true;
+            case StepOp::wait_args: {
+                const auto record = args_record(step.args);
+                std::unique_lock lock(ops_mutex_);
+                const bool done = ops_changed_.wait_until(
+                    lock, [&] { return record->completions >= record->true_returns; },
+                    options_.wait_budget);
+                lock.unlock();
+                if (!done) {
+                    throw model::LivenessFailure("wait_args ran out of budget");
+                }
+                observe_args(record, observation);
+                return true;
+            }
+            case StepOp::client_connect: client_connect(step, observation); return true;
+            case StepOp::begin_accept: {
+                auto op = new_op(step, false);
+                op->accept = true;
+                record("begin_accept", step.id);
+                finish_begin(op, owner->BeginAccept(make_callback(op), step.id), observation);
+                return true;
+            }
+            case StepOp::end_accept: {
+                const model::AsyncResultPtr target = resolve_target(step);
+                record("end_accept", step.target);
+                const auto accepted = owner->EndAccept(target);
+                record_accepted(accepted);
+                observation.accept_socket = accepted && accepted->Connected() ? "connected"
+                                                                              : "unconnected";
+                return true;
+            }
+            default: return false;
+        }
+    }
+
     void execute(const Step& step) {
         Observation observation;
         auto owner = socket(step.socket);
         observe(
             [&] {
+                if (execute_accept_step(step, observation)) {
+                    return;
+                }
                 switch (step.op) {
                     case StepOp::begin_send: begin_send(step, observation); break;
                     case StepOp::begin_receive: begin_receive(step, observation); break;
@@ -675,6 +921,7 @@ private:
                         owner->Connect(endpoint);
                         break;
                     }
+                    default: break;  // accept steps ran above
                 }
             },
             observation);
@@ -728,6 +975,7 @@ private:
         for (auto& [name, owner] : sockets_) {
             owner->Dispose();
         }
+        settle_accepts();
         std::vector<std::shared_ptr<OpRecord>> all;
         {
             std::unique_lock lock(ops_mutex_);
@@ -765,6 +1013,70 @@ private:
         }
         check_invariants(all);
         peer_.stop();
+    }
+
+    /// With the listeners disposed every pending accept completes (OperationAborted); then the
+    /// accept invariants: Completed exactly once per true return and never after a false one
+    /// the listener as sender, never two operations on one args, no
+    /// connection accepted twice.
+    void settle_accepts() {
+        std::unique_lock lock(ops_mutex_);
+        static_cast<void>(ops_changed_.wait_until(
+            lock,
+            [&] {
+                return std::all_of(args_.begin(), args_.end(), [](const auto& item) {
+                    return item.second->completions >= item.second->true_returns;
+                });
+            },
+            options_.settle_budget));
+        std::uint64_t completions = 0;
+        for (const auto& [name, record] : args_) {
+            completions += static_cast<std::uint64_t>(record->completions);
+            if (record->completions != record->true_returns) {
+                fail("oracle", "args " + name + ": Completed fired " +
+                                   std::to_string(record->completions) + " times for " +
+                                   std::to_string(record->true_returns) +
+                                   " pending AcceptAsync calls (A-2)");
+            }
+            if (record->sender_mismatch) {
+                fail("oracle", "args " + name + ": Completed's sender was not the listener (A-13)");
+            }
+            if (record->reused_while_busy) {
+                fail("oracle", "args " + name + ": AcceptAsync accepted it while busy (A-12)");
+            }
+        }
+        std::vector<model::Endpoint> remotes = accepted_remotes_;
+        std::sort(remotes.begin(), remotes.end());
+        if (std::adjacent_find(remotes.begin(), remotes.end()) != remotes.end()) {
+            fail("oracle", "a client connection was accepted twice");
+        }
+        auto global = scenario_.expect.find(std::string(profile_.name));
+        if (global == scenario_.expect.end()) {
+            global = scenario_.expect.find("*");
+        }
+        if (global != scenario_.expect.end()) {
+            if (global->second.accepted && remotes.size() != *global->second.accepted) {
+                fail("/expect/accepted", "accepted " + std::to_string(remotes.size()) +
+                                             " connections, expected " +
+                                             std::to_string(*global->second.accepted));
+            }
+            if (global->second.completions && completions != *global->second.completions) {
+                fail("/expect/completions", "Completed fired " + std::to_string(completions) +
+                                                " times, expected " +
+                                                std::to_string(*global->second.completions));
+            }
+        }
+        const auto accepted = accepted_sockets_;
+        const auto connectors = connectors_;
+        lock.unlock();
+        for (const auto& socket : accepted) {
+            socket->Dispose();
+        }
+        for (const auto& connector : connectors) {
+            if (connector->finished && !connector->error) {
+                transport_.close(connector->id);
+            }
+        }
     }
 
     void check_invariants(const std::vector<std::shared_ptr<OpRecord>>& all) {
@@ -857,6 +1169,10 @@ private:
     std::map<std::string, std::optional<std::size_t>> peer_socket_index_;
     typename T::Mutex ops_mutex_;
     std::map<std::string, std::shared_ptr<OpRecord>> ops_;
+    std::map<std::string, std::shared_ptr<ArgsRecord>> args_;
+    std::vector<std::shared_ptr<Connector>> connectors_;
+    std::vector<std::shared_ptr<model::Socket<T>>> accepted_sockets_;
+    std::vector<model::Endpoint> accepted_remotes_;
     Condition<T> ops_changed_{transport_};
     std::uint64_t begin_counter_ = 0;
     typename T::Mutex threads_mutex_;

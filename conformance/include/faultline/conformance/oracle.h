@@ -28,6 +28,12 @@ struct Observation {
     std::optional<bool> callback_before_return;
     std::optional<bool> is_completed;
     std::optional<bool> connected;
+    std::optional<bool> pending;
+    std::optional<model::SocketError> args_error;
+    std::optional<int> bytes_transferred;
+    std::optional<std::string> accept_socket;
+    std::optional<int> completions;
+    std::optional<int> clients_connected;
 
     /// One line, e.g. `threw=SocketException socket_error=ConnectionReset connected=false`.
     [[nodiscard]] std::string describe() const;

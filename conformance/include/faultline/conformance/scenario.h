@@ -29,6 +29,13 @@ struct Expectation {
     std::optional<bool> callback_before_return;
     std::optional<bool> is_completed;           // IsCompleted right after Begin* returned
     std::optional<bool> connected;              // Socket.Connected after the step
+    // SocketAsyncEventArgs steps (accept):
+    std::optional<bool> pending;                // AcceptAsync returned true
+    std::optional<model::SocketError> args_error;  // e.SocketError
+    std::optional<int> bytes_transferred;       // e.BytesTransferred
+    std::optional<std::string> accept_socket;   // e.AcceptSocket: connected/unconnected/null/supplied
+    std::optional<int> completions;             // Completed events e has raised so far
+    std::optional<int> clients_connected;       // client_connect: how many connected
 };
 
 /// Alternatives for one profile: the step passes if any alternative matches.
@@ -56,13 +63,25 @@ enum class StepOp : std::uint8_t {
     dispose,
     check,
     connect,
+    bind,
+    listen,
+    args_new,
+    args_set_buffer,
+    args_set_buffer_list,
+    args_set_accept_socket,
+    args_dispose,
+    accept_async,
+    wait_args,
+    client_connect,
+    begin_accept,
+    end_accept,
 };
 
 struct Step {
     StepOp op = StepOp::check;
     std::string pointer;       // JSON pointer of the step, for reports
     std::string id;            // begin_*: names the operation
-    std::string socket = "client";
+    std::string socket;  // default: the scenario's first socket
     std::string target;        // end_*/wait_completed: an id, "null" or "foreign"
     std::string overload = "plain";  // "plain", "out", "list"
     int size = 0;
@@ -77,6 +96,11 @@ struct Step {
     std::uint64_t ns = 0;             // sleep
     std::string how = "both";         // shutdown
     std::string to = "peer";          // connect
+    std::string args;                 // args_*, accept_async, wait_args: the SocketAsyncEventArgs
+    std::string address = "127.0.0.1";  // bind
+    int backlog = 128;                // listen
+    int count = 1;                    // client_connect: how many clients
+    bool wait = true;                 // client_connect: wait until each connect finished
     ProfileExpectations expect;
     ProfileExpectations callback_expect;
 };
@@ -100,6 +124,8 @@ struct PeerSpec {
 struct GlobalExpectation {
     std::optional<std::uint64_t> peer_received_bytes;
     std::optional<std::string> peer_saw;  // "eof", "reset", "open"
+    std::optional<std::uint64_t> accepted;     // connections accepted (all shapes)
+    std::optional<std::uint64_t> completions;  // Completed events over all args
 };
 
 struct Scenario {
