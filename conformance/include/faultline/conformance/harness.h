@@ -388,7 +388,10 @@ private:
         }
     }
 
-    std::shared_ptr<model::Socket<T>> socket(const std::string& name) { return sockets_.at(name); }
+    /// The named socket; an empty name (a scenario built in code) means the first one.
+    std::shared_ptr<model::Socket<T>> socket(const std::string& name) {
+        return sockets_.at(name.empty() ? scenario_.sockets.front() : name);
+    }
 
     std::shared_ptr<OpRecord> find_op(const std::string& id) {
         std::unique_lock lock(ops_mutex_);
