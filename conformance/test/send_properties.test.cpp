@@ -81,6 +81,7 @@ void check_send_all(bool real) {
     for (const std::string& failure : outcome.failures) {
         report += failure + "\n";
     }
+    RC_LOG() << report;
     RC_ASSERT(outcome.status == RunStatus::passed);
     RC_ASSERT(report.empty());
 }

@@ -472,7 +472,7 @@ private:
     std::shared_ptr<OpRecord> new_op(const Step& step, bool send) {
         auto op = std::make_shared<OpRecord>();
         op->id = step.id;
-        op->socket = step.socket;
+        op->socket = step.socket.empty() ? scenario_.sockets.front() : step.socket;
         op->send = send;
         op->callback_mode = step.callback;
         op->step = &step;
