@@ -538,7 +538,7 @@ std::string_view World::thread_name(ThreadId thread_id) const { return thread(th
 model::Result<ListenerId> World::listen(const Endpoint& endpoint, int backlog) {
     Endpoint bound = endpoint;
     if (bound.port == 0) {
-        bound.port = ephemeral_port_next_++;
+        bound.port = next_ephemeral_port();
     }
     for (const auto& existing : listeners_) {
         if (existing->open && existing->endpoint.port == bound.port &&
@@ -561,6 +561,21 @@ model::Result<ListenerId> World::listen(const Endpoint& endpoint, int backlog) {
 }
 
 Endpoint World::local_endpoint(ListenerId id) const { return listener(id).endpoint; }
+
+std::uint16_t World::next_ephemeral_port() {
+    for (std::uint32_t tries = 0; tries <= kEphemeralPortLast - kEphemeralPortFirst; ++tries) {
+        const auto port = static_cast<std::uint16_t>(ephemeral_port_next_);
+        ephemeral_port_next_ =
+            ephemeral_port_next_ == kEphemeralPortLast ? kEphemeralPortFirst : ephemeral_port_next_ + 1;
+        const bool taken = std::any_of(listeners_.begin(), listeners_.end(), [port](const auto& l) {
+            return l->open && l->endpoint.port == port;
+        });
+        if (!taken) {
+            return port;
+        }
+    }
+    FAULTLINE_ASSERT(false);  // every ephemeral port has an open listener
+}
 
 World::Listener* World::find_listener(const Endpoint& endpoint) {
     for (const auto& candidate : listeners_) {
@@ -632,7 +647,7 @@ World::Conn& World::new_conn(Side side, std::uint32_t pair) {
 void World::async_connect(const Endpoint& remote, model::ConnectHandler handler) {
     Conn& client = new_conn(Side::client, pairs_++);
     client.local = Endpoint{remote.address == 0 ? kLoopback : remote.address,
-                            ephemeral_port_next_++};
+                            next_ephemeral_port()};
     if ((client.local.address >> 24U) == 127U) {
         client.local.address = kLoopback;
     }

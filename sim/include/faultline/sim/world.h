@@ -198,6 +198,8 @@ private:
     void send_syn(std::uint32_t client_index, model::Endpoint remote, int attempt);
     void syn_arrived(std::uint32_t client_index, model::Endpoint remote, int attempt);
     Listener* find_listener(const model::Endpoint& endpoint);
+    /// The next port of the ephemeral range, cycling, never one an open listener holds.
+    std::uint16_t next_ephemeral_port();
     void fail_connect(std::uint32_t client_index, std::error_code error);
 
     // faults
@@ -234,7 +236,9 @@ private:
     Thread* current_ = nullptr;
     std::exception_ptr escaped_;
     std::uint32_t pairs_ = 0;
-    std::uint16_t ephemeral_port_next_ = 40000;
+    std::uint32_t ephemeral_port_next_ = kEphemeralPortFirst;
+    static constexpr std::uint32_t kEphemeralPortFirst = 32768;  // Linux ip_local_port_range
+    static constexpr std::uint32_t kEphemeralPortLast = 60999;
 };
 
 static_assert(model::Transport<World>);
