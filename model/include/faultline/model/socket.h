@@ -8,7 +8,7 @@
 #include <algorithm>
 #include <any>
 #include <climits>
-#include <deque>
+#include <list>
 #include <initializer_list>
 #include <memory>
 #include <mutex>
@@ -543,7 +543,7 @@ private:
         return finish_synchronously(lock, op, error, 0);
     }
 
-    void enqueue(std::deque<OpPtr>& queue, const OpPtr& op) {
+    void enqueue(std::list<OpPtr>& queue, const OpPtr& op) {
         queue.push_back(op);
         arm_exit_watch(op);
     }
@@ -604,7 +604,7 @@ private:
         }
     }
 
-    std::deque<OpPtr>& queue_for(OperationKind kind) {
+    std::list<OpPtr>& queue_for(OperationKind kind) {
         switch (kind) {
             case OperationKind::send: return send_queue_;
             case OperationKind::receive: return receive_queue_;
@@ -1156,9 +1156,11 @@ private:
     std::optional<Endpoint> bound_;
     std::optional<ListenerId> listener_;
     std::optional<ConnectionId> connection_;
-    std::deque<OpPtr> send_queue_;
-    std::deque<OpPtr> receive_queue_;
-    std::deque<OpPtr> accept_queue_;
+    // Lists, not deques: an empty std::list allocates nothing, and most sockets of a large
+    // simulation never queue anything (libstdc++'s deque allocates ~600 B up front).
+    std::list<OpPtr> send_queue_;
+    std::list<OpPtr> receive_queue_;
+    std::list<OpPtr> accept_queue_;
     OpPtr connect_op_;
     bool send_in_flight_ = false;
     bool receive_in_flight_ = false;
