@@ -188,7 +188,7 @@ void check_storm(const StormPlan& plan) {
     for (std::size_t k = 0; k < plan.loops.size(); ++k) {
         const LoopPlan& loop_plan = plan.loops[k];
         auto loop = AcceptLoop<World>::Create(
-            listener, [&world, &record, &loops, &loop_plan, k](SocketPtr accepted) {
+            listener, [&world, &record, &loops, &loop_plan, k](const SocketPtr& accepted) {
                 if (++record.handlers_running[k] > 1) {
                     ++record.handlers_overlapping;
                 }
