@@ -108,10 +108,11 @@ TEST_P(ScenarioReal, Passes) {
 INSTANTIATE_TEST_SUITE_P(Files, ScenarioSim, testing::ValuesIn(all_cases()), label_of);
 INSTANTIATE_TEST_SUITE_P(Files, ScenarioReal, testing::ValuesIn(all_cases()), label_of);
 
-TEST(ScenarioFiles, AllLoadAndCoverEverySendClause) {
+TEST(ScenarioFiles, AllLoadAndCoverEverySendAndAcceptClause) {
     const auto files = list_scenario_files(FAULTLINE_SCENARIO_DIR);
     std::vector<std::string> clauses;
     std::size_t send_files = 0;
+    std::size_t accept_files = 0;
     for (const std::string& path : files) {
         auto loaded = load_scenario_file(path);
         if (auto* error = std::get_if<std::string>(&loaded)) {
@@ -120,14 +121,20 @@ TEST(ScenarioFiles, AllLoadAndCoverEverySendClause) {
         }
         const Scenario& scenario = std::get<Scenario>(loaded);
         send_files += path.find("/send/") != std::string::npos ? 1U : 0U;
+        accept_files += path.find("/accept/") != std::string::npos ? 1U : 0U;
         clauses.insert(clauses.end(), scenario.clauses.begin(), scenario.clauses.end());
     }
     EXPECT_GE(send_files, 25U) << "issue #2 asks for at least 25 send scenarios";
-    for (int clause = 1; clause <= 26; ++clause) {
-        const std::string id = "S-" + std::to_string(clause);
-        EXPECT_NE(std::find(clauses.begin(), clauses.end(), id), clauses.end())
-            << id << " is pinned by no scenario";
-    }
+    EXPECT_GE(accept_files, 20U) << "issue #3 asks for at least 20 accept scenarios";
+    auto expect_covered = [&](const char* prefix, int last) {
+        for (int clause = 1; clause <= last; ++clause) {
+            const std::string id = prefix + std::to_string(clause);
+            EXPECT_NE(std::find(clauses.begin(), clauses.end(), id), clauses.end())
+                << id << " is pinned by no scenario";
+        }
+    };
+    expect_covered("S-", 26);
+    expect_covered("A-", 14);
 }
 
 }  // namespace

@@ -130,6 +130,8 @@ private:
         if (error || stopping_) {
             if (!error) {
                 transport_.close(id);
+            } else if (!stopping_ && error != model::NetErrc::operation_aborted) {
+                arm_accept();  // e.g. a half-open scan reset the connection it was waiting for
             }
             return;
         }
@@ -959,7 +961,11 @@ private:
             if (!peer_socket_index_[name]) {
                 std::optional<model::Endpoint> local;
                 try {
-                    local = owner->Connected() ? owner->LocalEndPoint() : std::nullopt;
+                    // Only sockets connected to the peer (not, say, accepted ones) have a match.
+                    const auto remote = owner->Connected() ? owner->RemoteEndPoint() : std::nullopt;
+                    if (remote && remote->port == peer_.endpoint().port) {
+                        local = owner->LocalEndPoint();
+                    }
                 } catch (const std::exception&) {
                 }
                 if (local) {

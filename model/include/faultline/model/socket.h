@@ -398,6 +398,11 @@ public:
                 transport_.close(*listener_);
                 listener_.reset();
             }
+            // Accepts already accepted but still waiting for their data fail too.
+            for (Task& give_up : data_waits_) {
+                transport_.post(std::move(give_up));
+            }
+            data_waits_.clear();
             if (connection_) {
                 const bool pending = !send_queue_.empty() || !receive_queue_.empty();
                 if (pending && !shutdown_send_) {
@@ -1041,10 +1046,8 @@ private:
                     done();
                 });
         };
-        std::unique_lock lock(mutex_);
-        (*receive_more)();
-        transport_.post_after(profile_.accept_receive_timeout, [self, progress, finish,
-                                                                receive_more] {
+        // Giving up (the timeout, or the listener disposed, A-6) aborts the accepted connection.
+        auto give_up = [self, progress, finish, receive_more](std::error_code why) {
             Task done;
             {
                 std::unique_lock inner(self->mutex_);
@@ -1053,14 +1056,28 @@ private:
                 }
                 progress->finished = true;
                 *receive_more = nullptr;
-                // "If a timeout occurs, the connection is reset."
                 self->transport_.abort(*self->connection_);
                 self->connection_.reset();
                 self->connected_ = false;
                 self->disposed_ = true;
-                done = finish(make_error_code(NetErrc::connection_reset));
+                done = finish(why);
             }
             done();
+        };
+        {
+            std::unique_lock listener_lock(listener->mutex_);
+            if (listener->disposed_) {
+                transport_.post([give_up] { give_up(make_error_code(NetErrc::operation_aborted)); });
+                return;
+            }
+            listener->data_waits_.push_back(
+                [give_up] { give_up(make_error_code(NetErrc::operation_aborted)); });
+        }
+        std::unique_lock lock(mutex_);
+        (*receive_more)();
+        // "If a timeout occurs, the connection is reset."
+        transport_.post_after(profile_.accept_receive_timeout, [give_up] {
+            give_up(make_error_code(NetErrc::connection_reset));
         });
     }
 
@@ -1162,6 +1179,7 @@ private:
     std::list<OpPtr> receive_queue_;
     std::list<OpPtr> accept_queue_;
     OpPtr connect_op_;
+    std::vector<Task> data_waits_;  // receive-on-accept waits to abort if this listener closes
     bool send_in_flight_ = false;
     bool receive_in_flight_ = false;
 };

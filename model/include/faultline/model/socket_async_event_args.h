@@ -180,7 +180,11 @@ private:
     friend class Socket<T>;
     enum class State : std::uint8_t { free, in_progress, disposed };
 
+    /// A-14, as StartConfiguring: disposed → ObjectDisposedException, busy → InvalidOperation.
     void throw_if_configuring_forbidden() const {
+        if (state_ == State::disposed) {
+            throw ObjectDisposedException("System.Net.Sockets.SocketAsyncEventArgs");
+        }
         if (state_ == State::in_progress) {
             throw InvalidOperationException(
                 "An asynchronous socket operation is already in progress using this "
