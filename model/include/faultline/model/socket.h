@@ -1011,7 +1011,7 @@ private:
         const Buffer buffer = e->GetBuffer();
         const std::span<std::byte> target =
             std::span<std::byte>(*buffer).subspan(
-                static_cast<std::size_t>(e->Offset() + kAcceptAddressBytes), wanted);
+                static_cast<std::size_t>(e->Offset()) + std::size_t{kAcceptAddressBytes}, wanted);
         auto self = this->shared_from_this();
         auto finish = [self, listener, e, progress](std::error_code error) {
             // Called with self->mutex_ held and progress->finished just set.

@@ -98,7 +98,7 @@ public:
         std::vector<Fault> faults;
         SwarmConfig swarm;
         Trace::Mode trace_mode = Trace::Mode::full;
-        std::size_t stack_bytes = 256 * 1024;
+        std::size_t stack_bytes = std::size_t{256} * 1024;
         std::size_t pool_threads_max = 512;
     };
 
