@@ -273,7 +273,11 @@ void check_stop_cuts_open_connections(T& transport, const model::Profile& profil
     const auto counters = server->counters();
     EXPECT_EQ(counters.accepted, 1U);
     EXPECT_EQ(counters.closed_error, 1U);
-    EXPECT_EQ(counters.bytes_echoed, 10U);
+    // The client already has its 10 bytes, but on real sockets Stop() can dispose the server's
+    // socket between the kernel taking the echo and the server thread's EndSend, which then
+    // throws (S-16: End* on a disposed socket) and the bytes go uncounted. Both orders are legal.
+    EXPECT_TRUE(counters.bytes_echoed == 10U || counters.bytes_echoed == 0U)
+        << counters.bytes_echoed;
 }
 
 TEST_P(EchoServerSim, StopCutsOpenConnectionsAndEndsWithinItsBudget) {

@@ -648,7 +648,11 @@ model::Result<ConnectionId> Core::accept_one(Listener& listener) {
             }
             return error_from_errno(error_number);
         }
-        const Endpoint local = local_endpoint_of(fd).value_or(listener.local);
+        // A listener bound to one address knows the local endpoint already; only a wildcard
+        // listener has to ask which address the client reached.
+        const Endpoint local = listener.local.address != 0
+                                   ? listener.local
+                                   : local_endpoint_of(fd).value_or(listener.local);
         auto adopted = adopt_connection(fd, local, from_sockaddr(peer), true);
         if (!adopted) {
             return adopted.error();
