@@ -298,11 +298,34 @@ std::string write_message(const MailMessage& message, const MimeOptions& options
     FAULTLINE_ASSERT(options.date.find_first_of("\r\n") == std::string::npos);
 
     std::string out;
+    // User headers come first: they are already in .NET's HeaderCollection (insertion-ordered)
+    // when Message.PrepareHeaders appends its own.
+    static constexpr std::array<std::string_view, 10> kWriterHeaders = {
+        "MIME-Version", "From",    "Sender",       "To",
+        "Cc",           "Bcc",     "Date",         "Subject",
+        "Content-Type", "Content-Transfer-Encoding"};
+    for (const MailHeader& header : message.Headers()) {
+        bool ours = false;
+        for (const std::string_view name : kWriterHeaders) {
+            ours = ours || equals_ignoring_ascii_case(header.name, name);
+        }
+        if (ours) {
+            continue;
+        }
+        // M-30/M-31: CR, LF or non-ASCII text becomes encoded words. Message.EncodeHeaders turns a
+        // null HeadersEncoding into UTF-8, for which ShouldUseBase64Encoding is true: B words.
+        out += write_header(header.name, is_ascii(header.value, false)
+                                             ? header.value
+                                             : encode_words(header.value, TextEncoding::utf8,
+                                                            true));
+    }
+
     out += write_header("MIME-Version", "1.0");
-    out += write_header("From", message.From()->encoded());
+    // PrepareHeaders adds Sender before From.
     if (message.Sender()) {
         out += write_header("Sender", message.Sender()->encoded());
     }
+    out += write_header("From", message.From()->encoded());
     if (!message.To().empty()) {
         out += write_header("To", join_addresses(message.To()));
     }
@@ -320,26 +343,6 @@ std::string write_message(const MailMessage& message, const MimeOptions& options
                                 : encode_words(message.Subject(), encoding,
                                                encoding == TextEncoding::utf8));
     }
-    static constexpr std::array<std::string_view, 10> kWriterHeaders = {
-        "MIME-Version", "From",    "Sender",       "To",
-        "Cc",           "Bcc",     "Date",         "Subject",
-        "Content-Type", "Content-Transfer-Encoding"};
-    for (const MailHeader& header : message.Headers()) {
-        bool ours = false;
-        for (const std::string_view name : kWriterHeaders) {
-            ours = ours || equals_ignoring_ascii_case(header.name, name);
-        }
-        if (ours) {
-            continue;
-        }
-        // M-31: CR, LF or non-ASCII text becomes encoded words. .NET's HeadersEncoding defaults to
-        // null, which means UTF-8 with Q encoding (ShouldUseBase64Encoding(null) is false).
-        out += write_header(header.name, is_ascii(header.value, false)
-                                             ? header.value
-                                             : encode_words(header.value, TextEncoding::utf8,
-                                                            false));
-    }
-
     const TextEncoding body_encoding = message.BodyEncoding().value_or(
         is_ascii(message.Body(), true) ? TextEncoding::ascii : TextEncoding::utf8);
     TransferEncoding transfer = message.BodyTransferEncoding();

@@ -222,10 +222,11 @@ TEST(Mime, HeaderValueWithCrlfBecomesEncodedWord) {  // M-31
     message.Headers().Add("X-Note", "a\r\nBcc: evil@example.com");
     message.Headers().Add("X-Plain", "kept as is");
     const std::string written = write_message(message, kOptions);
-    EXPECT_NE(written.find("\r\nX-Note: =?utf-8?Q?a=0D=0ABcc=3A_evil=40example=2Ecom?=\r\n"),
-              std::string::npos)
+    // Base64 of "a" CR LF "Bcc: evil@example.com", computed independently.
+    EXPECT_TRUE(written.starts_with("X-Note: =?utf-8?B?YQ0KQmNjOiBldmlsQGV4YW1wbGUuY29t?=\r\n"
+                                    "X-Plain: kept as is\r\n"
+                                    "MIME-Version: 1.0\r\n"))
         << written;
-    EXPECT_NE(written.find("\r\nX-Plain: kept as is\r\n"), std::string::npos);
     EXPECT_EQ(written.find("\r\nBcc:"), std::string::npos);
     EXPECT_FALSE(contains_bare_line_feed(written));
 }
@@ -238,9 +239,10 @@ TEST(Mime, BccNeverInHeadersAndCcListed) {  // M-13
     message.IsBodyHtml(true);
     const std::string written = write_message(message, kOptions);
     EXPECT_EQ(written.find("hidden"), std::string::npos);
-    EXPECT_NE(written.find("\r\nSender: office@contoso.com\r\nTo: ben@contoso.com\r\n"
-                           "Cc: \"Carl\" <carl@contoso.com>\r\n"),
-              std::string::npos);
+    EXPECT_TRUE(written.starts_with("MIME-Version: 1.0\r\nSender: office@contoso.com\r\n"
+                                    "From: jane@contoso.com\r\nTo: ben@contoso.com\r\n"
+                                    "Cc: \"Carl\" <carl@contoso.com>\r\nDate: "))
+        << written;
     EXPECT_NE(written.find("Content-Type: text/html; charset=us-ascii\r\n"), std::string::npos);
     // A user header that names a writer header is dropped (.NET overwrites it).
     message.Headers().Add("bcc", "leak@example.com");

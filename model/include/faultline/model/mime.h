@@ -54,11 +54,13 @@ struct MimeOptions {
 /// characters where possible, each ending CRLF. Precondition: no CR or LF in either argument.
 [[nodiscard]] std::string write_header(std::string_view name, std::string_view value);
 
-/// The DATA content for `message` before dot-stuffing: headers in the order of .NET's
-/// Message.PrepareHeaders (MIME-Version, From, Sender, To, Cc, Date, Subject, user headers, then
-/// Content-Type and Content-Transfer-Encoding), a blank line, the encoded body, and the CRLF that
-/// .NET's MailWriter adds on close (M-27). Bcc is never written (M-13). User headers whose names
-/// match a header the writer produces are dropped, as .NET overwrites them.
+/// The DATA content for `message` before dot-stuffing: headers in the order .NET writes them
+/// (user headers in insertion order, then as Message.PrepareHeaders adds them: MIME-Version,
+/// Sender, From, To, Cc, Date, Subject; then the body part's Content-Type and
+/// Content-Transfer-Encoding), a blank line, the encoded body, and the CRLF that .NET's MailWriter
+/// adds on close (M-27). Bcc is never written (M-13). User headers whose names match a header the
+/// writer produces are dropped, as .NET overwrites or removes them. User header values holding CR,
+/// LF or non-ASCII text become UTF-8 B-encoded words (M-30, M-31).
 /// Preconditions: From is set; options.date is non-empty and holds no CR or LF.
 [[nodiscard]] std::string write_message(const MailMessage& message, const MimeOptions& options);
 
