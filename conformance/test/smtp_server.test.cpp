@@ -76,7 +76,8 @@ public:
     [[nodiscard]] bool send(std::string_view bytes) {
         while (!bytes.empty()) {
             auto op = std::make_shared<Op>();
-            transport_.async_send(connection_, std::as_bytes(std::span(bytes.data(), bytes.size())),
+            transport_.async_send(connection_,
+                                  std::as_bytes(std::span(bytes.data(), bytes.size())),
                                   [this, op](std::error_code error, std::size_t n) {
                                       std::unique_lock lock(op->mutex);
                                       op->error = error;
@@ -107,13 +108,13 @@ public:
                 return SmtpErrc::connection_closed;
             }
             auto op = std::make_shared<Op>();
-            transport_.async_receive(connection_, op->buffer,
-                                     [this, op](std::error_code error, std::size_t n) {
-                                         std::unique_lock lock(op->mutex);
-                                         op->error = error;
-                                         op->bytes = n;
-                                         transport_.signal(op->done);
-                                     });
+            transport_.async_receive(
+                connection_, op->buffer, [this, op](std::error_code error, std::size_t n) {
+                    std::unique_lock lock(op->mutex);
+                    op->error = error;
+                    op->bytes = n;
+                    transport_.signal(op->done);
+                });
             std::unique_lock lock(op->mutex);
             bool timed_out = false;
             if (!transport_.wait(op->done, lock, budget)) {
@@ -211,8 +212,12 @@ TYPED_TEST(SmtpServerTest, WholeTransactionIsRecordedExactly) {
         ASSERT_TRUE(ehlo);
         EXPECT_EQ(ehlo.value().code, 250);
         EXPECT_EQ(ehlo.value().lines,
-                  (std::vector<std::string>{"mx.faultline.test", "PIPELINING", "8BITMIME",
-                                            "SIZE 1000", "AUTH LOGIN PLAIN", "SMTPUTF8"}));
+                  (std::vector<std::string>{"mx.faultline.test",
+                                            "PIPELINING",
+                                            "8BITMIME",
+                                            "SIZE 1000",
+                                            "AUTH LOGIN PLAIN",
+                                            "SMTPUTF8"}));
         const std::vector<std::pair<std::string, int>> steps = {
             {"AUTH PLAIN AHUAcA==\r\n", 235},
             {"MAIL FROM:<jane@contoso.test> BODY=8BITMIME\r\n", 250},
@@ -232,10 +237,13 @@ TYPED_TEST(SmtpServerTest, WholeTransactionIsRecordedExactly) {
         const auto& session = sessions[0];
         EXPECT_EQ(session.received, sent_all);
         EXPECT_EQ(session.commands,
-                  (std::vector<std::string>{"EHLO client.test", "AUTH PLAIN AHUAcA==",
+                  (std::vector<std::string>{"EHLO client.test",
+                                            "AUTH PLAIN AHUAcA==",
                                             "MAIL FROM:<jane@contoso.test> BODY=8BITMIME",
                                             "RCPT TO:<ben@contoso.test>",
-                                            "rcpt to:<ann@contoso.test>", "DATA", "QUIT"}));
+                                            "rcpt to:<ann@contoso.test>",
+                                            "DATA",
+                                            "QUIT"}));
         ASSERT_EQ(session.transactions.size(), 1U);
         const auto& transaction = session.transactions[0];
         EXPECT_EQ(transaction.mail_from, "jane@contoso.test");
@@ -295,9 +303,9 @@ TYPED_TEST(SmtpServerTest, PipelinedInputIsAnsweredInOrder) {
     script.recipient_steps["bad@x.test"] = SmtpStep{.reply = {"550 5.1.1 unknown"}};
     this->with_session(script, [&](auto& server, auto& client) {
         EXPECT_EQ(client.exchange("EHLO c\r\n"), 250);
-        ASSERT_TRUE(client.send(
-            "MAIL FROM:<a@x.test>\r\nRCPT TO:<b@x.test>\r\nRCPT TO:<bad@x.test>\r\n"
-            "RCPT TO:<c@x.test>\r\nDATA\r\n"));
+        ASSERT_TRUE(
+            client.send("MAIL FROM:<a@x.test>\r\nRCPT TO:<b@x.test>\r\nRCPT TO:<bad@x.test>\r\n"
+                        "RCPT TO:<c@x.test>\r\nDATA\r\n"));
         for (const int expected : {250, 250, 550, 250, 354}) {
             EXPECT_EQ(client.code(), expected);
         }
@@ -544,8 +552,10 @@ const std::string smuggling_content =
 
 /// Runs one message with the smuggling payload under `policy`; returns the replies that follow.
 template <typename Fixture>
-void run_smuggling(Fixture& fixture, model::BareLineFeedPolicy policy,
-                   const std::vector<int>& expected_codes, std::size_t expected_transactions) {
+void run_smuggling(Fixture& fixture,
+                   model::BareLineFeedPolicy policy,
+                   const std::vector<int>& expected_codes,
+                   std::size_t expected_transactions) {
     SmtpScript script;
     script.bare_line_feed = policy;
     fixture.with_session(script, [&](auto& server, auto& client) {

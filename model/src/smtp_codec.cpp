@@ -179,9 +179,10 @@ std::string base64_encode(std::string_view bytes) {
     out.reserve((bytes.size() + 2) / 3 * 4);
     std::size_t i = 0;
     for (; i + 3 <= bytes.size(); i += 3) {
-        const std::uint32_t group = (std::uint32_t{static_cast<unsigned char>(bytes[i])} << 16U) |
-                                    (std::uint32_t{static_cast<unsigned char>(bytes[i + 1])} << 8U) |
-                                    std::uint32_t{static_cast<unsigned char>(bytes[i + 2])};
+        const std::uint32_t group =
+            (std::uint32_t{static_cast<unsigned char>(bytes[i])} << 16U) |
+            (std::uint32_t{static_cast<unsigned char>(bytes[i + 1])} << 8U) |
+            std::uint32_t{static_cast<unsigned char>(bytes[i + 2])};
         out += alphabet[(group >> 18U) & 63U];
         out += alphabet[(group >> 12U) & 63U];
         out += alphabet[(group >> 6U) & 63U];
@@ -224,8 +225,8 @@ Result<std::optional<Command>> CommandParser::next() {
         skipping_ = false;
     }
     // Under reject only CRLF ends a line; otherwise any LF does (W-13 normalize / legacy).
-    const std::size_t end = policy_ == BareLineFeedPolicy::reject ? buffer_.find(crlf)
-                                                                  : buffer_.find('\n');
+    const std::size_t end =
+        policy_ == BareLineFeedPolicy::reject ? buffer_.find(crlf) : buffer_.find('\n');
     if (end == std::string::npos) {
         if (partial_line_bytes(buffer_) > smtp_command_line_bytes_max) {
             buffer_.clear();

@@ -209,14 +209,15 @@ private:
         // ---- accepting (all with the lock held) ------------------------------------------
 
         static void accept_next(const std::shared_ptr<State>& self) {
-            self->transport.async_accept(
-                *self->listener, [self](std::error_code error, ConnectionId connection) {
-                    std::unique_lock lock(self->mutex);
-                    self->accepted(self, error, connection);
-                });
+            self->transport.async_accept(*self->listener,
+                                         [self](std::error_code error, ConnectionId connection) {
+                                             std::unique_lock lock(self->mutex);
+                                             self->accepted(self, error, connection);
+                                         });
         }
 
-        void accepted(const std::shared_ptr<State>& self, std::error_code error,
+        void accepted(const std::shared_ptr<State>& self,
+                      std::error_code error,
                       ConnectionId connection) {
             if (error) {
                 // A half-open scan resets a connection before it is accepted: go on.
@@ -236,11 +237,9 @@ private:
                 accept_next(self);
                 return;
             }
-            sessions.push_back(
-                std::make_unique<Session>(this, connection, script.bare_line_feed));
+            sessions.push_back(std::make_unique<Session>(this, connection, script.bare_line_feed));
             Session& session = *sessions.back();
-            respond(self, session, step("CONNECT"),
-                    {"220 " + script.domain + " ESMTP faultline"});
+            respond(self, session, step("CONNECT"), {"220 " + script.domain + " ESMTP faultline"});
             start_receive(self, session);
             accept_next(self);
         }
@@ -253,16 +252,18 @@ private:
             }
             session.receiving = true;
             Session* target = &session;
-            self->transport.async_receive(
-                session.connection, session.buffer,
-                [self, target](std::error_code error, std::size_t bytes) {
-                    std::unique_lock lock(self->mutex);
-                    self->received(self, *target, error, bytes);
-                });
+            self->transport.async_receive(session.connection,
+                                          session.buffer,
+                                          [self, target](std::error_code error, std::size_t bytes) {
+                                              std::unique_lock lock(self->mutex);
+                                              self->received(self, *target, error, bytes);
+                                          });
         }
 
-        void received(const std::shared_ptr<State>& self, Session& session,
-                      std::error_code error, std::size_t bytes) {
+        void received(const std::shared_ptr<State>& self,
+                      Session& session,
+                      std::error_code error,
+                      std::size_t bytes) {
             session.receiving = false;
             if (session.closed) {
                 return;
@@ -278,7 +279,8 @@ private:
                 reinterpret_cast<const char*>(session.buffer.data()),  // NOLINT: octets
                 bytes);
             if (session.record.received.size() + chunk.size() > script.session_bytes_max) {
-                emit(session, "421 4.7.0 " + script.domain + " Error: too much input\r\n",
+                emit(session,
+                     "421 4.7.0 " + script.domain + " Error: too much input\r\n",
                      After::close);
                 return;
             }
@@ -334,8 +336,7 @@ private:
             if (script.reject_unauthorised_pipelining && !session.pipelining_advertised &&
                 session.commands.has_buffered()) {
                 // W-11: input arrived before the reply to this command.
-                emit(session, "554 5.5.0 Error: SMTP protocol synchronization\r\n",
-                     After::close);
+                emit(session, "554 5.5.0 Error: SMTP protocol synchronization\r\n", After::close);
                 return;
             }
             if (session.auth_step != 0) {
@@ -411,8 +412,8 @@ private:
                     return;
                 }
                 const SmtpStep* data_step = step("DATA");
-                if (respond(self, session, data_step,
-                            {"354 End data with <CR><LF>.<CR><LF>"}) == 354) {
+                if (respond(self, session, data_step, {"354 End data with <CR><LF>.<CR><LF>"}) ==
+                    354) {
                     session.record.transactions.back().data_started = true;
                     session.data.emplace(DataOptions{
                         .bare_line_feed = script.bare_line_feed,
@@ -448,7 +449,8 @@ private:
             }
         }
 
-        void auth_start(const std::shared_ptr<State>& self, Session& session,
+        void auth_start(const std::shared_ptr<State>& self,
+                        Session& session,
                         std::string_view argument) {
             if (!session.greeted || session.in_transaction) {
                 bad_sequence(session);
@@ -501,8 +503,7 @@ private:
             save_data(session);
             session.data.reset();
             session.drop_after_data_bytes.reset();
-            transaction.final_reply_code =
-                respond(self, session, &dot, {"250 2.0.0 Ok: queued"});
+            transaction.final_reply_code = respond(self, session, &dot, {"250 2.0.0 Ok: queued"});
             reset_transaction(session);
         }
 
@@ -517,8 +518,10 @@ private:
 
         /// Carries out `scripted` (or a plain reply of `default_lines`) and returns the code of
         /// the reply that will be sent, 0 if none will.
-        int respond(const std::shared_ptr<State>& self, Session& session,
-                    const SmtpStep* scripted, const std::vector<std::string>& default_lines) {
+        int respond(const std::shared_ptr<State>& self,
+                    Session& session,
+                    const SmtpStep* scripted,
+                    const std::vector<std::string>& default_lines) {
             const SmtpStep plain;
             const SmtpStep& step_ref = scripted != nullptr ? *scripted : plain;
             std::string text;
@@ -535,8 +538,11 @@ private:
             }
             After after = After::none;
             switch (step_ref.action) {
-                case SmtpAction::reply: break;
-                case SmtpAction::reply_then_close: after = After::close; break;
+                case SmtpAction::reply:
+                    break;
+                case SmtpAction::reply_then_close:
+                    after = After::close;
+                    break;
                 case SmtpAction::close_without_reply:
                     text.clear();
                     after = After::close;
@@ -545,7 +551,9 @@ private:
                     text.clear();
                     after = After::abort;
                     break;
-                case SmtpAction::stall: session.stalled = true; return 0;
+                case SmtpAction::stall:
+                    session.stalled = true;
+                    return 0;
             }
             const int code = reply_code_of(text);
             if (step_ref.delay <= Duration::zero()) {
