@@ -522,6 +522,20 @@ TYPED_TEST(SmtpServerTest, SessionsBeyondTheLimitAreRefused) {
     });
 }
 
+TYPED_TEST(SmtpServerTest, SessionByteLimitGets421AndClose) {
+    SmtpScript script;
+    script.session_bytes_max = 32;
+    this->with_session(script, [&](auto& server, auto& client) {
+        EXPECT_EQ(client.exchange("NOOP\r\n"), 250);
+        EXPECT_EQ(client.exchange("NOOP " + std::string(40, 'x') + "\r\n"), 421);
+        EXPECT_EQ(client.read_reply().error(), SmtpErrc::connection_closed);
+        // Recording stops at the limit (a real recv may have split the long line).
+        const std::string received = server.sessions()[0].received;
+        EXPECT_EQ(received.substr(0, 6), "NOOP\r\n");
+        EXPECT_LE(received.size(), 32U);
+    });
+}
+
 TYPED_TEST(SmtpServerTest, BareLineFeedReplyIsNeverCompleteForTheDotnetParser) {
     // M-24 against a server that ends its reply in bare LF: the .NET-mode reader keeps waiting.
     if (!TypeParam::is_sim) {
