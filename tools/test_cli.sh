@@ -31,5 +31,40 @@ if grep -q '<testcase' "$junit" && grep -q 'tests="4"' "$junit"; then echo "ok  
 rm -f "$junit"
 check determinism 0 '1 identical|2 identical' -- "$cli" determinism "$src/scenarios/send/s09_partial_completion.json" --runs 3
 check replay 0 'end: [0-9]+ events, hash [0-9a-f]{16}' -- "$cli" replay "$src/scenarios/send/s09_partial_completion.json"
+check smtp_bad_script 2 'smtp_script_bad.json: /steps/RCPT/colour: unknown key "colour"' -- "$cli" smtp-server --listen 127.0.0.1:0 --script "$data/smtp_script_bad.json" --max-seconds 1
+
+# smtp-server end to end: a scripted per-recipient 550, the message recorded with dot-stuffing
+# undone. The server's stdout comes through a FIFO; every read has a deadline.
+work=$(mktemp -d)
+mkfifo "$work/out"
+"$cli" smtp-server --listen 127.0.0.1:0 --script "$data/smtp_script_reject_one.json" --record "$work/rec" --max-sessions 1 --max-seconds 20 > "$work/out" 2>&1 &
+server=$!
+exec 4<"$work/out"
+smtp_ok=1
+IFS= read -r -t 10 first <&4 || smtp_ok=0
+port=${first##*:}
+replies=""
+if [ "$smtp_ok" = 1 ] && exec 3<>"/dev/tcp/127.0.0.1/$port"; then
+    reply() { local line; IFS= read -r -t 10 line <&3 || return 1; replies+="${line%$'\r'} | "
+              while [ "${line:3:1}" = "-" ]; do IFS= read -r -t 10 line <&3 || return 1; done; }
+    reply && printf 'EHLO me\r\n' >&3 && reply && printf 'MAIL FROM:<a@example.test>\r\n' >&3 && reply &&
+    printf 'RCPT TO:<nobody@example.test>\r\n' >&3 && reply && printf 'RCPT TO:<b@example.test>\r\n' >&3 && reply &&
+    printf 'DATA\r\n' >&3 && reply && printf 'Subject: hi\r\n\r\n..dot\r\n.\r\n' >&3 && reply &&
+    printf 'QUIT\r\n' >&3 && reply || smtp_ok=0
+    exec 3>&-
+else
+    smtp_ok=0
+fi
+wait "$server"; server_status=$?
+exec 4<&-
+expected_replies='220 scripted.test ready | 250-mx.faultline.test | 250 2.1.0 Ok | 550 5.1.1 no such user | 250 2.1.5 Ok | 354 End data with <CR><LF>.<CR><LF> | 250 2.0.0 Ok: queued | 221 2.0.0 Bye | '
+if [ "$smtp_ok" = 1 ] && [ "$server_status" = 0 ] && [ "$replies" = "$expected_replies" ] &&
+   [ "$(printf 'Subject: hi\r\n\r\n.dot\r\n')" = "$(cat "$work/rec/session-1-message-1.eml")" ] &&
+   grep -q '"reply_code": 550' "$work/rec/session-1.json"; then
+    echo "ok   smtp_server"
+else
+    echo "FAIL smtp_server: status $server_status, replies: $replies"; failures=$((failures + 1))
+fi
+rm -rf "$work"
 echo "$failures failed"
 [ "$failures" -eq 0 ]

@@ -14,6 +14,7 @@
 
 #include "faultline/conformance/run.h"
 #include "faultline/model/profile.h"
+#include "smtp_server_command.h"
 #include "faultline/conformance/scenario.h"
 
 namespace {
@@ -37,6 +38,9 @@ commands:
       Schema and semantic checks only.
   determinism PATH... [--runs K]
       Run each scenario K times on sim (default 3) and compare trace hashes.
+  smtp-server [--listen 127.0.0.1:PORT] [--script FILE] [--record DIR]
+              [--max-sessions N] [--max-seconds N]
+      The scriptable SMTP server on loopback, for testing other mail clients against faults.
 
 profiles: documented (default where a scenario lists both), dotnet-unix
 exit: 0 all passed, 1 a scenario failed, 2 bad input or usage
@@ -416,6 +420,36 @@ int main(int argc, char** argv) {
         return args.empty() ? kExitUsage : kExitPassed;
     }
     const std::string command = args.front();
+    if (command == "smtp-server") {
+        faultline::cli::SmtpServerOptions server;
+        for (std::size_t i = 1; i < args.size(); ++i) {
+            const std::string& arg = args[i];
+            if (i + 1 >= args.size()) {
+                usage_error(arg + " needs a value");
+            }
+            const std::string value = args[++i];
+            if (arg == "--listen") {
+                const auto endpoint = faultline::model::Endpoint::parse(value);
+                if (!endpoint) {
+                    usage_error("--listen takes ADDRESS:PORT, e.g. 127.0.0.1:2525");
+                }
+                server.listen = *endpoint;
+            } else if (arg == "--script") {
+                server.script_file = value;
+            } else if (arg == "--record") {
+                server.record_dir = value;
+            } else if (arg == "--max-sessions") {
+                server.max_sessions = static_cast<std::size_t>(
+                    std::clamp<std::uint64_t>(parse_number(value, "--max-sessions"), 1, 100'000));
+            } else if (arg == "--max-seconds") {
+                server.max_seconds = static_cast<std::int64_t>(
+                    std::clamp<std::uint64_t>(parse_number(value, "--max-seconds"), 0, 86'400));
+            } else {
+                usage_error("unknown option " + arg);
+            }
+        }
+        return faultline::cli::smtp_server_command(server);
+    }
     const Options options = parse_options({args.begin() + 1, args.end()});
     try {
         if (command == "run") {
