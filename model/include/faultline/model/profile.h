@@ -56,6 +56,18 @@ struct Profile {
     /// after a failed accept, AcceptSocket holds a pre-created unconnected Socket
     /// (documented, Windows) or whatever the caller set, null by default (dotnet-unix).
     bool accept_socket_precreated;
+    /// M-2: SmtpClient.SendAsync throws the M-1 validation failures as the seed page lists them,
+    /// unwrapped (ArgumentNullException for a null message or From, InvalidOperationException for
+    /// Host/Port, ArgumentOutOfRangeException for no recipients; documented) or as SmtpException
+    /// "Failure sending mail." wrapping the original, InvalidOperationException for From and
+    /// recipients (dotnet-unix). Send always throws them unwrapped.
+    bool smtp_send_async_wraps_validation_errors;
+    /// M-8: SendAsync ignores Timeout (documented: "no effect on a SendAsync call") or arms one
+    /// whole-transaction timer ending in SmtpException "The operation has timed out." (dotnet-unix).
+    bool smtp_send_async_timeout;
+    /// M-24: replies are read as RFC 5321 §4.2 allows, code-only lines included (documented) or
+    /// as SmtpReplyReaderFactory does, a code-only line being malformed (dotnet-unix).
+    bool smtp_reply_strict_dotnet;
 };
 
 inline constexpr Profile kDocumented{
@@ -74,6 +86,9 @@ inline constexpr Profile kDocumented{
     .accept_receive_timeout = std::chrono::seconds(30),
     .accept_small_buffer_leaves_args_busy = false,
     .accept_socket_precreated = true,
+    .smtp_send_async_wraps_validation_errors = false,
+    .smtp_send_async_timeout = false,
+    .smtp_reply_strict_dotnet = false,
 };
 
 inline constexpr Profile kDotnetUnix{
@@ -92,6 +107,9 @@ inline constexpr Profile kDotnetUnix{
     .accept_receive_timeout = std::chrono::seconds(30),
     .accept_small_buffer_leaves_args_busy = true,
     .accept_socket_precreated = false,
+    .smtp_send_async_wraps_validation_errors = true,
+    .smtp_send_async_timeout = true,
+    .smtp_reply_strict_dotnet = true,
 };
 
 /// "documented" or "dotnet-unix"; nullopt otherwise.
