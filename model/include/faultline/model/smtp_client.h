@@ -1,0 +1,872 @@
+// SmtpClient<T>: System.Net.Mail.SmtpClient (SendAsync, SendAsyncCancel, Send, Dispose) over any
+// Transport, with the exception types it throws. Invariant: every SendAsync that passes the
+// synchronous checks (M-1) raises SendCompleted exactly once, on a pool thread, after the
+// in-progress flag was cleared (M-5, M-7). Commands go one at a time (M-22). It does no TLS,
+// no AUTH, no pickup directory and no SMTPUTF8 negotiation; Host must be an IPv4 literal or
+// "localhost" (the transports have no resolver).
+#pragma once
+
+#include <any>
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <exception>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "faultline/model/assert.h"
+#include "faultline/model/exceptions.h"
+#include "faultline/model/mail_message.h"
+#include "faultline/model/mime.h"
+#include "faultline/model/profile.h"
+#include "faultline/model/smtp_codec.h"
+#include "faultline/model/smtp_error.h"
+#include "faultline/model/transport.h"
+
+namespace faultline::model {
+
+/// System.Net.Mail.SmtpStatusCode (M-18). Codes outside the list are carried as raw values.
+enum class SmtpStatusCode : int {
+    GeneralFailure = -1,
+    SystemStatus = 211,
+    HelpMessage = 214,
+    ServiceReady = 220,
+    ServiceClosingTransmissionChannel = 221,
+    Ok = 250,
+    UserNotLocalWillForward = 251,
+    CannotVerifyUserWillAttemptDelivery = 252,
+    StartMailInput = 354,
+    ServiceNotAvailable = 421,
+    MailboxBusy = 450,
+    LocalErrorInProcessing = 451,
+    InsufficientStorage = 452,
+    ClientNotPermitted = 454,
+    CommandUnrecognized = 500,
+    SyntaxError = 501,
+    CommandNotImplemented = 502,
+    BadCommandSequence = 503,
+    CommandParameterNotImplemented = 504,
+    MustIssueStartTlsFirst = 530,
+    MailboxUnavailable = 550,
+    UserNotLocalTryAlternatePath = 551,
+    ExceededStorageAllocation = 552,
+    MailboxNameNotAllowed = 553,
+    TransactionFailed = 554,
+};
+
+/// System.IO.IOException: the transport failed or the server closed the connection (M-25).
+class IOException : public DotnetException {
+public:
+    using DotnetException::DotnetException;
+    [[nodiscard]] std::string_view type_name() const noexcept override { return "IOException"; }
+};
+
+/// System.Net.Mail.SmtpException. InnerException is null or the wrapped original (M-2, M-6).
+class SmtpException : public DotnetException {
+public:
+    SmtpException(SmtpStatusCode status_code,
+                  const std::string& message,
+                  std::exception_ptr inner = nullptr)
+        : DotnetException(message), status_code_(status_code), inner_(std::move(inner)) {}
+    [[nodiscard]] std::string_view type_name() const noexcept override { return "SmtpException"; }
+    [[nodiscard]] SmtpStatusCode StatusCode() const noexcept { return status_code_; }
+    [[nodiscard]] const std::exception_ptr& InnerException() const noexcept { return inner_; }
+
+private:
+    SmtpStatusCode status_code_;
+    std::exception_ptr inner_;
+};
+
+/// One recipient refused with 450, 452, 550, 551, 552 or 553 (M-15). FailedRecipient is the
+/// envelope form "<user@host>".
+class SmtpFailedRecipientException : public SmtpException {
+public:
+    SmtpFailedRecipientException(SmtpStatusCode status_code,
+                                 std::string failed_recipient,
+                                 const std::string& message,
+                                 std::exception_ptr inner = nullptr)
+        : SmtpException(status_code, message, std::move(inner)),
+          failed_recipient_(std::move(failed_recipient)) {}
+    [[nodiscard]] std::string_view type_name() const noexcept override {
+        return "SmtpFailedRecipientException";
+    }
+    [[nodiscard]] const std::string& FailedRecipient() const noexcept { return failed_recipient_; }
+
+private:
+    std::string failed_recipient_;
+};
+
+/// Two or more recipients refused (M-16, M-17): InnerExceptions in RCPT order; FailedRecipient
+/// and InnerException are the first one's; StatusCode GeneralFailure.
+class SmtpFailedRecipientsException : public SmtpFailedRecipientException {
+public:
+    SmtpFailedRecipientsException(std::vector<SmtpFailedRecipientException> inner_exceptions,
+                                  const std::string& message)
+        : SmtpFailedRecipientException(SmtpStatusCode::GeneralFailure,
+                                       inner_exceptions.at(0).FailedRecipient(),
+                                       message,
+                                       std::make_exception_ptr(inner_exceptions.at(0))),
+          inner_exceptions_(std::move(inner_exceptions)) {}
+    [[nodiscard]] std::string_view type_name() const noexcept override {
+        return "SmtpFailedRecipientsException";
+    }
+    [[nodiscard]] const std::vector<SmtpFailedRecipientException>& InnerExceptions()
+        const noexcept {
+        return inner_exceptions_;
+    }
+
+private:
+    std::vector<SmtpFailedRecipientException> inner_exceptions_;
+};
+
+/// Harness classification of one send for the oracle (W-10, M-26): only the 250 after the final
+/// dot proves delivery; a connection lost after the whole terminator went out leaves it unknown.
+enum class DeliveryOutcome : std::uint8_t { delivered, not_delivered, unknown };
+
+/// System.ComponentModel.AsyncCompletedEventArgs, plus the harness's `delivery` (not .NET).
+struct AsyncCompletedEventArgs {
+    bool Cancelled = false;
+    std::exception_ptr Error;
+    std::any UserState;
+    DeliveryOutcome delivery = DeliveryOutcome::not_delivered;
+};
+
+/// The EHLO/HELO argument: fixed, so transcripts are reproducible (.NET uses the host name).
+inline constexpr std::string_view kSmtpClientDomain = "client.faultline.test";
+/// SmtpClient's defaults (M-4).
+inline constexpr int kSmtpDefaultPort = 25;
+inline constexpr int kSmtpDefaultTimeoutMs = 100000;
+
+namespace detail {
+
+/// The fixed text .NET puts before the server's reply text (SmtpException.GetMessageForStatus).
+[[nodiscard]] inline std::string smtp_status_text(int code) {
+    switch (code) {
+        case 421:
+            return "Service not available, closing transmission channel.";
+        case 450:
+            return "Mailbox unavailable. The server response was: ";
+        case 451:
+            return "Error in processing. The server response was: ";
+        case 452:
+            return "Insufficient system storage. The server response was: ";
+        case 454:
+            return "The client was not authenticated. The server response was: ";
+        case 500:
+            return "Syntax error, command unrecognized. The server response was: ";
+        case 501:
+            return "Syntax error in parameters or arguments. The server response was: ";
+        case 502:
+            return "Command not implemented. The server response was: ";
+        case 503:
+            return "Bad sequence of commands. The server response was: ";
+        case 504:
+            return "Command parameter not implemented. The server response was: ";
+        case 530:
+            return "The server requires a secure connection. The server response was: ";
+        case 550:
+            return "Mailbox unavailable. The server response was: ";
+        case 551:
+            return "User not local; please try a different path. The server response was: ";
+        case 552:
+            return "Exceeded storage allocation. The server response was: ";
+        case 553:
+            return "Mailbox name not allowed. The server response was: ";
+        case 554:
+            return "Transaction failed. The server response was: ";
+        default:
+            return "Failure sending mail. The server response was: ";
+    }
+}
+
+[[nodiscard]] inline std::string reply_text(const Reply& reply) {
+    return reply.lines.empty() ? std::string() : reply.lines.front();
+}
+
+/// M-14, M-18: a reply ≥ 400 → SmtpException(code); anything else unexpected → protocol
+/// violation with GeneralFailure.
+[[nodiscard]] inline std::exception_ptr reply_error(const Reply& reply) {
+    if (reply.code >= 400) {
+        return std::make_exception_ptr(
+            SmtpException(static_cast<SmtpStatusCode>(reply.code),
+                          smtp_status_text(reply.code) + reply_text(reply)));
+    }
+    return std::make_exception_ptr(
+        SmtpException(SmtpStatusCode::GeneralFailure,
+                      "The server committed a protocol violation. The server response was: " +
+                          reply_text(reply)));
+}
+
+/// M-6, M-25: a transport or parse error, wrapped as "Failure sending mail.".
+[[nodiscard]] inline std::exception_ptr wrapped_error(std::error_code error) {
+    std::exception_ptr inner;
+    if (error == SmtpErrc::malformed_reply || error == SmtpErrc::line_too_long) {
+        inner =
+            std::make_exception_ptr(FormatException("Smtp server returned an invalid response."));
+    } else if (error == SmtpErrc::connection_closed) {
+        inner = std::make_exception_ptr(
+            IOException("Unable to read data from the transport connection: "
+                        "net_io_connectionclosed."));
+    } else {
+        inner = std::make_exception_ptr(
+            IOException("Unable to write data to the transport connection: " + error.message()));
+    }
+    return std::make_exception_ptr(
+        SmtpException(SmtpStatusCode::GeneralFailure, "Failure sending mail.", inner));
+}
+
+[[nodiscard]] inline bool is_recipient_failure(int code) {
+    return code == 450 || code == 452 || code == 550 || code == 551 || code == 552 || code == 553;
+}
+
+/// "a.b.c.d" or "localhost" (any case) → address; nullopt otherwise.
+[[nodiscard]] inline std::optional<Endpoint> resolve_host(std::string_view host, int port) {
+    std::string lower(host);
+    for (char& c : lower) {
+        if (c >= 'A' && c <= 'Z') {
+            c = static_cast<char>(c - 'A' + 'a');
+        }
+    }
+    if (lower == "localhost") {
+        lower = "127.0.0.1";
+    }
+    return Endpoint::parse(lower + ":" + std::to_string(port));
+}
+
+}  // namespace detail
+
+template <Transport T>
+class SmtpClient {
+public:
+    /// sender is the client, or nullptr once it has been destroyed.
+    using SendCompletedHandler =
+        std::function<void(SmtpClient* sender, const AsyncCompletedEventArgs& args)>;
+
+    /// new SmtpClient(): Host null, Port 25, Timeout 100000 ms (M-4). `transport` must outlive
+    /// every send this client starts.
+    SmtpClient(T& transport, const Profile& profile)
+        : state_(std::make_shared<State>(transport, profile)) {
+        state_->owner = this;
+    }
+    /// new SmtpClient(host, port): port 0 means 25; a negative port throws
+    /// ArgumentOutOfRangeException (M-4).
+    SmtpClient(T& transport, const Profile& profile, std::string_view host, int port = 0)
+        : SmtpClient(transport, profile) {
+        if (port < 0) {
+            throw ArgumentOutOfRangeException("port");
+        }
+        Host(host);
+        state_->port = port == 0 ? kSmtpDefaultPort : port;
+    }
+    SmtpClient(const SmtpClient&) = delete;
+    SmtpClient& operator=(const SmtpClient&) = delete;
+    /// Dispose(); a send still running completes later with sender == nullptr.
+    ~SmtpClient() {
+        Dispose();
+        std::unique_lock lock(state_->mutex);
+        state_->owner = nullptr;
+    }
+
+    [[nodiscard]] std::optional<std::string> Host() const {
+        std::unique_lock lock(state_->mutex);
+        return state_->host;
+    }
+    /// Trims; "" before trimming → ArgumentException; during a send → InvalidOperationException.
+    /// A change drops the cached connection (M-12).
+    void Host(std::string_view value) {
+        std::unique_lock lock(state_->mutex);
+        if (value.empty()) {
+            throw ArgumentException("The parameter 'value' cannot be an empty string.", "value");
+        }
+        state_->check_not_in_send();
+        const auto first = value.find_first_not_of(" \t\r\n");
+        const auto last = value.find_last_not_of(" \t\r\n");
+        std::string trimmed = first == std::string_view::npos
+                                  ? std::string()
+                                  : std::string(value.substr(first, last - first + 1));
+        if (state_->host != trimmed) {
+            state_->drop_connection(/*abortive=*/false);
+        }
+        state_->host = std::move(trimmed);
+    }
+
+    [[nodiscard]] int Port() const {
+        std::unique_lock lock(state_->mutex);
+        return state_->port;
+    }
+    /// ≤ 0 → ArgumentOutOfRangeException; > 65535 is accepted and fails at send time (M-4).
+    void Port(int value) {
+        std::unique_lock lock(state_->mutex);
+        if (value <= 0) {
+            throw ArgumentOutOfRangeException("value");
+        }
+        state_->check_not_in_send();
+        if (state_->port != value) {
+            state_->drop_connection(/*abortive=*/false);
+        }
+        state_->port = value;
+    }
+
+    /// Milliseconds; < 0 → ArgumentOutOfRangeException; during a send → InvalidOperation (M-4).
+    [[nodiscard]] int Timeout() const {
+        std::unique_lock lock(state_->mutex);
+        return state_->timeout_ms;
+    }
+    void Timeout(int value) {
+        std::unique_lock lock(state_->mutex);
+        if (value < 0) {
+            throw ArgumentOutOfRangeException("value");
+        }
+        state_->check_not_in_send();
+        state_->timeout_ms = value;
+    }
+
+    /// The Date header value written into every message (model/ has no clock).
+    [[nodiscard]] std::string DateHeader() const {
+        std::unique_lock lock(state_->mutex);
+        return state_->date_header;
+    }
+    void DateHeader(std::string value) {
+        std::unique_lock lock(state_->mutex);
+        state_->date_header = std::move(value);
+    }
+
+    /// SendCompleted += handler. Handlers run in subscription order on the pool thread that
+    /// finished the send, without the client's lock held, so they may call SendAsync (M-7).
+    void add_SendCompleted(SendCompletedHandler handler) {
+        std::unique_lock lock(state_->mutex);
+        state_->handlers.push_back(std::move(handler));
+    }
+
+    /// SendAsync(message, userToken). Throws synchronously per M-1 in that order, shaped per
+    /// profile (M-2); otherwise returns at once and raises SendCompleted exactly once (M-5).
+    /// A null `message` is the .NET null. The client keeps `message` alive until completion.
+    void SendAsync(std::shared_ptr<const MailMessage> message, std::any user_token) {
+        std::unique_lock lock(state_->mutex);
+        State& state = *state_;
+        state.check_disposed();
+        if (state.in_progress) {
+            // M-3 (rewrite, and the documented exception): bare, the running send untouched.
+            throw InvalidOperationException(
+                "An asynchronous call is already in progress. It must be completed or canceled "
+                "before you can call this method.");
+        }
+        try {
+            state.validate(message.get());
+        } catch (const DotnetException&) {
+            if (!state.profile.smtp_send_async_wraps_validation_errors) {
+                throw;
+            }
+            throw SmtpException(
+                SmtpStatusCode::GeneralFailure, "Failure sending mail.", std::current_exception());
+        }
+        state.in_progress = true;
+        state.cancel_requested = false;
+        state.timed_out = false;
+        const std::uint64_t generation = ++state.generation;
+        if (state.profile.smtp_send_async_timeout) {
+            state.arm_timer(state_, generation);  // M-8, rewrite: one whole-transaction timer
+        }
+        auto self = state_;
+        state.transport.post(
+            [self, message = std::move(message), user_token = std::move(user_token)]() mutable {
+                State::run_async(self, *message, std::move(user_token));
+            });
+    }
+    void SendAsync(const MailMessage& message, std::any user_token) {
+        SendAsync(std::make_shared<const MailMessage>(message), std::move(user_token));
+    }
+
+    /// SendAsyncCancel (M-9): disposed → ObjectDisposedException; idle → no-op; otherwise aborts
+    /// the connection (RST) and the completion reports Cancelled unless the final 250 won.
+    void SendAsyncCancel() {
+        std::unique_lock lock(state_->mutex);
+        state_->check_disposed();
+        state_->cancel_locked();
+    }
+
+    /// Synchronous Send on the calling logical thread: M-1 exceptions unwrapped (M-2); Timeout
+    /// always bounds it (DOC-Timeout, M-8); failures are thrown as SendCompleted would report
+    /// them. Returns the delivery classification.
+    DeliveryOutcome Send(const MailMessage& message) {
+        std::uint64_t generation = 0;
+        {
+            std::unique_lock lock(state_->mutex);
+            State& state = *state_;
+            state.check_disposed();
+            if (state.in_progress) {
+                throw InvalidOperationException(
+                    "An asynchronous call is already in progress. It must be completed or "
+                    "canceled before you can call this method.");
+            }
+            state.validate(&message);
+            state.in_progress = true;
+            state.cancel_requested = false;
+            state.timed_out = false;
+            generation = ++state.generation;
+            state.arm_timer(state_, generation);
+        }
+        Outcome outcome = state_->transact(message);
+        {
+            std::unique_lock lock(state_->mutex);
+            state_->in_progress = false;
+        }
+        if (outcome.error) {
+            std::rethrow_exception(outcome.error);
+        }
+        return outcome.delivery;
+    }
+
+    /// Dispose (M-11): idle → QUIT on the cached connection without reading the reply, then
+    /// close; during a send → as SendAsyncCancel. Later calls do nothing.
+    void Dispose() {
+        std::unique_lock lock(state_->mutex);
+        State& state = *state_;
+        if (state.disposed) {
+            return;
+        }
+        state.disposed = true;
+        if (state.in_progress) {
+            state.cancel_locked();
+            return;
+        }
+        if (state.connection) {
+            const std::string quit = CommandWriter::quit();
+            // Best effort: whatever the socket takes now; the reply is never read.
+            (void)state.transport.try_send(*state.connection,
+                                           std::as_bytes(std::span(quit.data(), quit.size())));
+            state.drop_connection(/*abortive=*/false);
+        }
+    }
+
+    /// True while a SendAsync or Send is running.
+    [[nodiscard]] bool send_in_progress() const {
+        std::unique_lock lock(state_->mutex);
+        return state_->in_progress;
+    }
+
+private:
+    struct Outcome {
+        std::exception_ptr error;
+        bool cancelled = false;
+        DeliveryOutcome delivery = DeliveryOutcome::not_delivered;
+    };
+
+    /// One outstanding transport operation; shared with its handler.
+    struct Op {
+        typename T::Mutex mutex;
+        typename T::Event done;
+        std::error_code error;
+        std::size_t bytes = 0;
+        ConnectionId connection{};
+        std::array<std::byte, 4096> buffer{};
+    };
+
+    struct State {
+        State(T& t, const Profile& p) : transport(t), profile(p) {}
+
+        T& transport;
+        const Profile profile;
+        mutable typename T::Mutex mutex;
+        SmtpClient* owner = nullptr;
+        std::optional<std::string> host;
+        int port = kSmtpDefaultPort;
+        int timeout_ms = kSmtpDefaultTimeoutMs;
+        std::string date_header = "Sat, 21 Nov 2026 10:00:00 +0000";
+        std::vector<SendCompletedHandler> handlers;
+        bool disposed = false;
+        bool in_progress = false;
+        bool cancel_requested = false;
+        bool timed_out = false;
+        std::uint64_t generation = 0;
+        std::optional<ConnectionId> connection;  // cached between sends (M-12)
+        std::optional<ReplyParser> parser;       // the cached connection's reply reader
+
+        // ---- with the lock held ------------------------------------------------------------
+
+        void check_disposed() const {
+            if (disposed) {
+                throw ObjectDisposedException("System.Net.Mail.SmtpClient");
+            }
+        }
+        void check_not_in_send() const {
+            if (in_progress) {
+                throw InvalidOperationException(
+                    "This operation cannot be performed while a message is being sent.");
+            }
+        }
+
+        /// M-1 from the null message on, unwrapped; the exception types follow the profile (M-2).
+        void validate(const MailMessage* message) const {
+            const bool documented = !profile.smtp_send_async_wraps_validation_errors;
+            if (message == nullptr) {
+                throw ArgumentNullException("message");
+            }
+            if (!host || host->empty()) {
+                throw InvalidOperationException("The SMTP host was not specified.");
+            }
+            if (port < 1 || port > 65535) {
+                throw InvalidOperationException("The specified port is invalid.");
+            }
+            if (!message->From()) {
+                if (documented) {
+                    throw ArgumentNullException("From");
+                }
+                throw InvalidOperationException("The From property must be set.");
+            }
+            if (message->To().empty() && message->CC().empty() && message->Bcc().empty()) {
+                if (documented) {
+                    throw ArgumentOutOfRangeException("recipients");
+                }
+                throw InvalidOperationException("A recipient must be specified.");
+            }
+        }
+
+        void drop_connection(bool abortive) {
+            if (!connection) {
+                return;
+            }
+            if (abortive) {
+                transport.abort(*connection);
+            } else {
+                transport.close(*connection);
+            }
+            connection.reset();
+            parser.reset();
+        }
+
+        void cancel_locked() {
+            if (!in_progress) {
+                return;  // M-9: idle → no-op
+            }
+            cancel_requested = true;
+            drop_connection(/*abortive=*/true);
+        }
+
+        static void arm_timer(const std::shared_ptr<State>& self, std::uint64_t generation) {
+            const Duration budget = std::chrono::milliseconds(self->timeout_ms);
+            std::weak_ptr<State> weak = self;
+            self->transport.post_after(budget, [weak, generation] {
+                auto state = weak.lock();
+                if (!state) {
+                    return;
+                }
+                std::unique_lock lock(state->mutex);
+                if (state->in_progress && state->generation == generation &&
+                    !state->cancel_requested) {
+                    state->timed_out = true;
+                    state->drop_connection(/*abortive=*/true);
+                }
+            });
+        }
+
+        // ---- the worker: blocking steps on the calling logical thread ----------------------
+
+        /// Waits for `op` without a deadline of its own: cancel, the timer or the transport
+        /// ends every operation (documented SendAsync has no timer, M-8, so a silent server
+        /// stalls it until SendAsyncCancel).
+        void await(Op& op) {
+            std::unique_lock lock(op.mutex);
+            while (!transport.wait(op.done, lock, std::chrono::hours(1))) {
+            }
+        }
+
+        /// The error that ended the send early (cancel or timeout), if any.
+        [[nodiscard]] bool interrupted() const { return cancel_requested || timed_out; }
+
+        std::error_code connect(const Endpoint& endpoint) {
+            auto op = std::make_shared<Op>();
+            {
+                std::unique_lock lock(mutex);
+                if (interrupted()) {
+                    return NetErrc::operation_aborted;
+                }
+                transport.async_connect(endpoint,
+                                        [this, op](std::error_code error, ConnectionId id) {
+                                            std::unique_lock op_lock(op->mutex);
+                                            op->error = error;
+                                            op->connection = id;
+                                            transport.signal(op->done);
+                                        });
+            }
+            await(*op);
+            std::unique_lock lock(mutex);
+            if (op->error) {
+                return op->error;
+            }
+            FAULTLINE_ASSERT(!connection.has_value());
+            connection = op->connection;
+            parser.emplace(profile.smtp_reply_strict_dotnet ? ReplyMode::strict_dotnet
+                                                            : ReplyMode::rfc5321);
+            if (interrupted()) {
+                drop_connection(/*abortive=*/true);  // the cancel or timer came first
+                return NetErrc::operation_aborted;
+            }
+            return {};
+        }
+
+        std::error_code send_all(std::string bytes) {
+            // The bytes stay alive until the last handler ran, even if the send is abandoned.
+            auto outgoing = std::make_shared<const std::string>(std::move(bytes));
+            std::size_t offset = 0;
+            while (offset < outgoing->size()) {
+                auto op = std::make_shared<Op>();
+                {
+                    std::unique_lock lock(mutex);
+                    if (!connection) {
+                        return NetErrc::operation_aborted;
+                    }
+                    const std::string_view rest = std::string_view(*outgoing).substr(offset);
+                    transport.async_send(
+                        *connection,
+                        std::as_bytes(std::span(rest.data(), rest.size())),
+                        [this, op, outgoing](std::error_code error, std::size_t n) {
+                            std::unique_lock op_lock(op->mutex);
+                            op->error = error;
+                            op->bytes = n;
+                            transport.signal(op->done);
+                        });
+                }
+                await(*op);
+                if (op->error) {
+                    return op->error;
+                }
+                FAULTLINE_ASSERT(op->bytes >= 1);
+                FAULTLINE_ASSERT(op->bytes <= outgoing->size() - offset);
+                offset += op->bytes;
+            }
+            return {};
+        }
+
+        Result<Reply> read_reply() {
+            while (true) {
+                auto op = std::make_shared<Op>();
+                {
+                    std::unique_lock lock(mutex);
+                    if (!connection || !parser) {
+                        return NetErrc::operation_aborted;
+                    }
+                    auto next = parser->next();
+                    if (!next) {
+                        return next.error();
+                    }
+                    if (next.value()) {
+                        return std::move(*next.value());
+                    }
+                    transport.async_receive(
+                        *connection, op->buffer, [this, op](std::error_code error, std::size_t n) {
+                            std::unique_lock op_lock(op->mutex);
+                            op->error = error;
+                            op->bytes = n;
+                            transport.signal(op->done);
+                        });
+                }
+                await(*op);
+                if (op->error == NetErrc::end_of_stream) {
+                    return SmtpErrc::connection_closed;  // M-25
+                }
+                if (op->error) {
+                    return op->error;
+                }
+                std::unique_lock lock(mutex);
+                if (parser) {
+                    parser->feed(std::span<const std::byte>(op->buffer.data(), op->bytes));
+                }
+            }
+        }
+
+        /// Sends one command line and reads its reply.
+        Result<Reply> exchange(std::string command) {
+            if (auto error = send_all(std::move(command))) {
+                return error;
+            }
+            return read_reply();
+        }
+
+        /// A failure that ends the send: aborts the connection (M-12) and shapes the error;
+        /// cancel and timeout take precedence over whatever the abort surfaced as (M-8, M-9).
+        Outcome fail(std::exception_ptr error,
+                     DeliveryOutcome delivery = DeliveryOutcome::not_delivered) {
+            std::unique_lock lock(mutex);
+            drop_connection(/*abortive=*/true);
+            Outcome outcome{.error = std::move(error), .cancelled = false, .delivery = delivery};
+            if (cancel_requested) {
+                outcome.error = nullptr;
+                outcome.cancelled = true;
+            } else if (timed_out) {
+                outcome.error = std::make_exception_ptr(
+                    SmtpException(SmtpStatusCode::GeneralFailure, "The operation has timed out."));
+            }
+            return outcome;
+        }
+        Outcome fail(std::error_code error,
+                     DeliveryOutcome delivery = DeliveryOutcome::not_delivered) {
+            return fail(detail::wrapped_error(error), delivery);
+        }
+
+        /// Connect, greeting, EHLO (HELO on 500/502, M-19) unless a connection is cached.
+        std::optional<Outcome> open_session() {
+            std::optional<Endpoint> endpoint;
+            {
+                std::unique_lock lock(mutex);
+                if (connection) {
+                    return std::nullopt;  // M-12: reuse
+                }
+                endpoint = detail::resolve_host(*host, port);
+            }
+            if (!endpoint) {
+                return fail(std::make_exception_ptr(
+                    SmtpException(SmtpStatusCode::GeneralFailure,
+                                  "Failure sending mail.",
+                                  std::make_exception_ptr(IOException("No such host is known.")))));
+            }
+            if (auto error = connect(*endpoint)) {
+                return fail(error);
+            }
+            auto greeting = read_reply();
+            if (!greeting) {
+                return fail(greeting.error());
+            }
+            if (greeting.value().code != 220) {
+                return fail(detail::reply_error(greeting.value()));
+            }
+            auto ehlo = exchange(CommandWriter::ehlo(kSmtpClientDomain).value());
+            if (!ehlo) {
+                return fail(ehlo.error());
+            }
+            if (ehlo.value().code == 500 || ehlo.value().code == 502) {
+                ehlo = exchange(CommandWriter::helo(kSmtpClientDomain).value());
+                if (!ehlo) {
+                    return fail(ehlo.error());
+                }
+            }
+            if (ehlo.value().code != 250) {
+                return fail(detail::reply_error(ehlo.value()));
+            }
+            return std::nullopt;
+        }
+
+        static std::exception_ptr recipients_error(std::vector<SmtpFailedRecipientException> failed,
+                                                   bool all) {
+            if (failed.size() == 1) {
+                return std::make_exception_ptr(failed.front());
+            }
+            return std::make_exception_ptr(SmtpFailedRecipientsException(
+                std::move(failed),
+                all ? "Unable to send to all recipients." : "Unable to send to a recipient."));
+        }
+
+        static std::string bare(const MailAddress& address) { return address.Address(); }
+
+        /// The whole transaction (M-13 … M-17, M-26).
+        Outcome transact(const MailMessage& message) {
+            if (auto failed = open_session()) {
+                return std::move(*failed);
+            }
+            const auto sender = envelope_sender(message);
+            auto mail = CommandWriter::mail_from(bare(*sender));
+            if (!mail) {
+                return fail(mail.error());
+            }
+            auto reply = exchange(std::move(mail.value()));
+            if (!reply) {
+                return fail(reply.error());
+            }
+            if (reply.value().code != 250) {
+                return fail(detail::reply_error(reply.value()));
+            }
+            std::vector<SmtpFailedRecipientException> failed;
+            std::size_t accepted = 0;
+            for (const MailAddress& recipient : envelope_recipients(message)) {
+                auto rcpt = CommandWriter::rcpt_to(bare(recipient));
+                if (!rcpt) {
+                    return fail(rcpt.error());
+                }
+                reply = exchange(std::move(rcpt.value()));
+                if (!reply) {
+                    return fail(reply.error());
+                }
+                const int code = reply.value().code;
+                if (code == 250 || code == 251) {
+                    ++accepted;
+                } else if (detail::is_recipient_failure(code)) {  // M-15
+                    failed.emplace_back(
+                        static_cast<SmtpStatusCode>(code),
+                        recipient.smtp_address(),
+                        detail::smtp_status_text(code) + detail::reply_text(reply.value()));
+                } else {
+                    return fail(detail::reply_error(reply.value()));
+                }
+            }
+            if (accepted == 0) {  // M-17: no DATA; fatal
+                return fail(recipients_error(std::move(failed), /*all=*/true));
+            }
+            reply = exchange(CommandWriter::data());
+            if (!reply) {
+                return fail(reply.error());
+            }
+            if (reply.value().code != 354) {
+                return fail(detail::reply_error(reply.value()));
+            }
+            std::string date;
+            {
+                std::unique_lock lock(mutex);
+                date = date_header;
+            }
+            std::string content = dot_stuff(write_message(message, MimeOptions{.date = date}));
+            content += data_terminator();
+            if (auto error = send_all(std::move(content))) {
+                return fail(error);
+            }
+            // From here on the server may have the whole message: only its reply decides (W-10).
+            reply = read_reply();
+            if (!reply) {
+                return fail(reply.error(), DeliveryOutcome::unknown);  // M-26
+            }
+            if (reply.value().code != 250) {
+                return fail(detail::reply_error(reply.value()));
+            }
+            // A cancel that lost the race with the 250 is a success (M-9); M-16 keeps the
+            // connection with some recipients refused.
+            Outcome outcome{
+                .error = nullptr, .cancelled = false, .delivery = DeliveryOutcome::delivered};
+            if (!failed.empty()) {
+                outcome.error = recipients_error(std::move(failed), /*all=*/false);
+            }
+            return outcome;
+        }
+
+        static void run_async(const std::shared_ptr<State>& self,
+                              const MailMessage& message,
+                              std::any user_token) {
+            Outcome outcome = self->transact(message);
+            std::vector<SendCompletedHandler> to_call;
+            SmtpClient* sender = nullptr;
+            {
+                std::unique_lock lock(self->mutex);
+                FAULTLINE_ASSERT(self->in_progress);
+                self->in_progress = false;  // M-7: before the event
+                to_call = self->handlers;
+                sender = self->owner;
+            }
+            const AsyncCompletedEventArgs args{.Cancelled = outcome.cancelled,
+                                               .Error = outcome.error,
+                                               .UserState = std::move(user_token),
+                                               .delivery = outcome.delivery};
+            for (const auto& handler : to_call) {
+                handler(sender, args);
+            }
+        }
+    };
+
+    std::shared_ptr<State> state_;
+};
+
+}  // namespace faultline::model
