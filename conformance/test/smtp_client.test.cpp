@@ -566,5 +566,67 @@ TYPED_TEST(SmtpClientTest, SynchronousSendDeliversAndThrows) {
     });
 }
 
+// M-24: a code-only reply line is malformed for the dotnet parser (wrapped FormatException) and
+// allowed by RFC 5321 §4.2 (documented).
+TYPED_TEST(SmtpClientTest, CodeOnlyReplyFollowsTheProfileParser) {
+    SmtpScript script;
+    script.steps["MAIL"] = SmtpStep{.raw_reply = "250\r\n"};
+    for (const Profile& profile : profiles()) {
+        this->with_client(profile, script, [&](auto&, auto& client, auto& done) {
+            client.SendAsync(simple_message(), std::any());
+            ASSERT_TRUE(done.wait(this->env.transport, 0));
+            if (profile.smtp_reply_strict_dotnet) {
+                auto error = as<SmtpException>(done.at(0).Error);
+                ASSERT_NE(error, nullptr);
+                EXPECT_EQ(error->StatusCode(), SmtpStatusCode::GeneralFailure);
+                EXPECT_EQ(type_name_of(error->InnerException()), "FormatException");
+            } else {
+                EXPECT_EQ(done.at(0).Error, nullptr);
+            }
+        });
+    }
+}
+
+// M-11: Dispose during a send cancels it; the completion still comes, once.
+TYPED_TEST(SmtpClientTest, DisposeDuringSendCancels) {
+    SmtpScript script;
+    script.steps["DATA"] = SmtpStep{.action = SmtpAction::stall};
+    this->with_client(model::kDotnetUnix, script, [&](auto&, auto& client, auto& done) {
+        client.SendAsync(simple_message(), std::any());
+        client.Dispose();
+        ASSERT_TRUE(done.wait(this->env.transport, 0));
+        EXPECT_TRUE(done.at(0).Cancelled);
+        EXPECT_EQ(done.at(0).Error, nullptr);
+        EXPECT_THROW(client.SendAsync(simple_message(), std::any()),
+                     model::ObjectDisposedException);
+        EXPECT_EQ(done.count(), 1U);
+    });
+}
+
+// M-25: nothing listening → SmtpException GeneralFailure through SendCompleted.
+TYPED_TEST(SmtpClientTest, ConnectFailureCompletesWithSmtpException) {
+    this->env.run([&] {
+        using TransportType = typename TypeParam::T;
+        auto completions = std::make_shared<Completions<TransportType>>();
+        // Take an ephemeral port and release it, so nothing listens there.
+        std::uint16_t port = 0;
+        {
+            SmtpServer<TransportType> server(this->env.transport, default_script());
+            auto endpoint = server.start(Endpoint::loopback(0));
+            ASSERT_TRUE(endpoint);
+            port = endpoint.value().port;
+        }
+        SmtpClient<TransportType> client(
+            this->env.transport, model::kDocumented, "localhost", port);
+        record_completions(this->env.transport, client, completions);
+        client.SendAsync(simple_message(), std::any());
+        ASSERT_TRUE(completions->wait(this->env.transport, 0));
+        auto error = as<SmtpException>(completions->at(0).Error);
+        ASSERT_NE(error, nullptr);
+        EXPECT_EQ(error->StatusCode(), SmtpStatusCode::GeneralFailure);
+        EXPECT_FALSE(completions->at(0).Cancelled);
+    });
+}
+
 }  // namespace
 }  // namespace faultline
