@@ -66,5 +66,27 @@ else
     echo "FAIL smtp_server: status $server_status, replies: $replies"; failures=$((failures + 1))
 fi
 rm -rf "$work"
+
+# send-mail against smtp-server: one recipient refused (M-16: the message still goes to the other,
+# SendCompleted reports SmtpFailedRecipientException), the body's bare LFs escaped (M-29).
+work=$(mktemp -d)
+mkfifo "$work/out"
+printf 'Hello.\n.leading dot\n' > "$work/body.txt"
+"$cli" smtp-server --listen 127.0.0.1:0 --script "$data/smtp_script_reject_one.json" --record "$work/rec" --max-sessions 1 --max-seconds 20 > "$work/out" 2>&1 &
+server=$!
+exec 4<"$work/out"
+port=""
+IFS= read -r -t 10 first <&4 && port=${first##*:}
+sent=$("$cli" send-mail --host 127.0.0.1 --port "${port:-1}" --from a@example.test --to nobody@example.test --to b@example.test --subject hi --body-file "$work/body.txt" --timeout 10000 2>&1); sent_status=$?
+wait "$server"
+exec 4<&-
+if [ "$sent_status" = 1 ] && grep -q '"type":"SmtpFailedRecipientException"' <<<"$sent" &&
+   grep -q '"delivery":"delivered"' <<<"$sent" && grep -q '"recipient":"<nobody@example.test>"' <<<"$sent" &&
+   grep -q 'Hello.=0A.leading dot=0A' "$work/rec/session-1-message-1.eml"; then
+    echo "ok   send_mail"
+else
+    echo "FAIL send_mail: exit $sent_status: $sent"; failures=$((failures + 1))
+fi
+rm -rf "$work"
 echo "$failures failed"
 [ "$failures" -eq 0 ]

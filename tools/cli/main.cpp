@@ -14,6 +14,7 @@
 
 #include "faultline/conformance/run.h"
 #include "faultline/model/profile.h"
+#include "send_mail_command.h"
 #include "smtp_server_command.h"
 #include "faultline/conformance/scenario.h"
 
@@ -38,6 +39,9 @@ commands:
       Schema and semantic checks only.
   determinism PATH... [--runs K]
       Run each scenario K times on sim (default 3) and compare trace hashes.
+  send-mail --host H --port P --from A --to B [--to C] [--cc D] [--bcc E] [--subject S]
+            [--body-file F] [--profile P] [--timeout MS]
+      One real send with SmtpClient; prints the SendCompleted outcome as one JSON object.
   smtp-server [--listen 127.0.0.1:PORT] [--script FILE] [--record DIR]
               [--max-sessions N] [--max-seconds N]
       The scriptable SMTP server on loopback, for testing other mail clients against faults.
@@ -420,6 +424,43 @@ int main(int argc, char** argv) {
         return args.empty() ? kExitUsage : kExitPassed;
     }
     const std::string command = args.front();
+    if (command == "send-mail") {
+        faultline::cli::SendMailOptions mail;
+        for (std::size_t i = 1; i < args.size(); ++i) {
+            const std::string& arg = args[i];
+            if (i + 1 >= args.size()) {
+                usage_error(arg + " needs a value");
+            }
+            const std::string value = args[++i];
+            if (arg == "--host") {
+                mail.host = value;
+            } else if (arg == "--port") {
+                mail.port = static_cast<int>(std::min<std::uint64_t>(parse_number(value, "--port"), 1'000'000));
+            } else if (arg == "--from") {
+                mail.from = value;
+            } else if (arg == "--to") {
+                mail.to.push_back(value);
+            } else if (arg == "--cc") {
+                mail.cc.push_back(value);
+            } else if (arg == "--bcc") {
+                mail.bcc.push_back(value);
+            } else if (arg == "--subject") {
+                mail.subject = value;
+            } else if (arg == "--body-file") {
+                mail.body_file = value;
+            } else if (arg == "--profile") {
+                mail.profile = value;
+            } else if (arg == "--timeout") {
+                mail.timeout_ms = static_cast<int>(std::min<std::uint64_t>(parse_number(value, "--timeout"), 86'400'000));
+            } else {
+                usage_error("unknown option " + arg);
+            }
+        }
+        if (mail.from.empty() || mail.to.empty()) {
+            usage_error("send-mail needs --from and at least one --to");
+        }
+        return faultline::cli::send_mail_command(mail);
+    }
     if (command == "smtp-server") {
         faultline::cli::SmtpServerOptions server;
         for (std::size_t i = 1; i < args.size(); ++i) {
