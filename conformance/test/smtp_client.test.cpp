@@ -5,6 +5,7 @@
 // Method: one typed suite for sim::World ("Sim") and real::RealTransport ("Real"); each body runs
 // on a logical thread against SmtpServer<T> with a script, and waits for SendCompleted through an
 // event with a budget. Nothing sleeps on real; tests that must wait out silence run on sim only.
+#include "transport_env.h"
 #include "faultline/model/smtp_client.h"
 
 #include <gtest/gtest.h>
@@ -50,27 +51,6 @@ const std::vector<Profile>& profiles() {
     static const std::vector<Profile> all = {model::kDocumented, model::kDotnetUnix};
     return all;
 }
-
-struct SimEnv {
-    using T = sim::World;
-    static constexpr bool is_sim = true;
-    sim::World transport{sim::World::Options{}};
-    void run(const std::function<void()>& body) {
-        transport.spawn("test", body);
-        ASSERT_TRUE(transport.run_until_idle());
-    }
-};
-
-struct RealEnv {
-    using T = real::RealTransport;
-    static constexpr bool is_sim = false;
-    real::RealTransport transport;
-    void run(const std::function<void()>& body) {
-        transport.spawn("test", body);
-        ASSERT_TRUE(transport.join_threads(seconds(30)));
-        ASSERT_EQ(transport.take_exception(), nullptr);
-    }
-};
 
 /// Every SendCompleted, in order; the i-th completion signals done[i].
 template <typename T>
@@ -176,15 +156,7 @@ public:
     }
 };
 
-struct Names {
-    template <typename Env>
-    static std::string GetName(int /*index*/) {
-        return Env::is_sim ? "Sim" : "Real";
-    }
-};
-
-using Transports = testing::Types<SimEnv, RealEnv>;
-TYPED_TEST_SUITE(SmtpClientTest, Transports, Names);
+TYPED_TEST_SUITE(SmtpClientTest, test::Environments, test::EnvNames);
 
 // M-5, M-13, M-22, M-27/28: envelope and dot-unstuffed content exactly as written.
 TYPED_TEST(SmtpClientTest, SuccessfulSendRecordsEnvelopeAndContent) {

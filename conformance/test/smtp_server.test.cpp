@@ -5,6 +5,7 @@
 // runs on a logical thread of the transport and drives the server through a raw client that
 // writes command bytes and reads replies with the rfc5321 parser. Every wait has a budget;
 // nothing sleeps on real.
+#include "transport_env.h"
 #include "faultline/model/smtp_server.h"
 
 #include <gtest/gtest.h>
@@ -32,27 +33,6 @@ using model::SmtpServer;
 using model::SmtpStep;
 using std::chrono::milliseconds;
 using std::chrono::seconds;
-
-struct SimEnv {
-    using T = sim::World;
-    static constexpr bool is_sim = true;
-    sim::World transport{sim::World::Options{}};
-    void run(const std::function<void()>& body) {
-        transport.spawn("test", body);
-        ASSERT_TRUE(transport.run_until_idle());
-    }
-};
-
-struct RealEnv {
-    using T = real::RealTransport;
-    static constexpr bool is_sim = false;
-    real::RealTransport transport;
-    void run(const std::function<void()>& body) {
-        transport.spawn("test", body);
-        ASSERT_TRUE(transport.join_threads(seconds(30)));
-        ASSERT_EQ(transport.take_exception(), nullptr);
-    }
-};
 
 /// A blocking client for a logical thread: raw bytes out, parsed replies in, bounded waits.
 template <typename T>
@@ -190,15 +170,7 @@ public:  // run_smuggling, a free function, drives sessions too
     }
 };
 
-struct Names {
-    template <typename Env>
-    static std::string GetName(int /*index*/) {
-        return Env::is_sim ? "Sim" : "Real";
-    }
-};
-
-using Transports = testing::Types<SimEnv, RealEnv>;
-TYPED_TEST_SUITE(SmtpServerTest, Transports, Names);
+TYPED_TEST_SUITE(SmtpServerTest, test::Environments, test::EnvNames);
 
 TYPED_TEST(SmtpServerTest, WholeTransactionIsRecordedExactly) {
     SmtpScript script;

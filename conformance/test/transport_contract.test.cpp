@@ -7,6 +7,7 @@
 #include <functional>
 #include <memory>
 
+#include "transport_env.h"
 #include "faultline/model/transport.h"
 #include "faultline/real/transport.h"
 #include "faultline/sim/world.h"
@@ -18,25 +19,6 @@ using model::ConnectionId;
 using model::Endpoint;
 using model::NetErrc;
 using std::chrono::milliseconds;
-
-struct SimEnv {
-    using T = sim::World;
-    sim::World transport{sim::World::Options{}};
-    void run(const std::function<void()>& body) {
-        transport.spawn("test", body);
-        ASSERT_TRUE(transport.run_until_idle());
-    }
-};
-
-struct RealEnv {
-    using T = real::RealTransport;
-    real::RealTransport transport;
-    void run(const std::function<void()>& body) {
-        transport.spawn("test", body);
-        ASSERT_TRUE(transport.join_threads(std::chrono::seconds(20)));
-        ASSERT_EQ(transport.take_exception(), nullptr);
-    }
-};
 
 template <typename Env>
 class TransportContract : public testing::Test {
@@ -102,15 +84,7 @@ protected:
     }
 };
 
-struct Names {
-    template <typename Env>
-    static std::string GetName(int /*index*/) {
-        return std::is_same_v<Env, SimEnv> ? "Sim" : "Real";
-    }
-};
-
-using Transports = testing::Types<SimEnv, RealEnv>;
-TYPED_TEST_SUITE(TransportContract, Transports, Names);
+TYPED_TEST_SUITE(TransportContract, test::Environments, test::EnvNames);
 
 TYPED_TEST(TransportContract, PostRunsLaterNeverInline) {
     auto& t = this->transport_ref;
