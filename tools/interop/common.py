@@ -5,6 +5,7 @@ Every peer listens on 127.0.0.1 on an ephemeral port, is started and killed by t
 under CI=true and a printed skip (exit 77, which ctest reports as skipped) otherwise.
 """
 
+import atexit
 import json
 import os
 import select
@@ -18,6 +19,18 @@ import time
 
 SKIP = 77
 IN_CI = os.environ.get("CI", "").lower() == "true"
+
+# Peers still running; killed when the test exits in any way, including ctest's SIGTERM.
+_live_peers = set()
+
+
+def _kill_live_peers():
+    for peer in list(_live_peers):
+        peer.kill()
+
+
+atexit.register(_kill_live_peers)
+signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
 
 
 class Checks:
@@ -68,6 +81,15 @@ def require(*programs):
     return paths
 
 
+def require_faultline(path):
+    """The CLI under test is built, not installed: its absence is always a failure."""
+    if not os.access(path, os.X_OK):
+        print(f"FAIL {path} is not built (cmake --build BUILD --target faultline_cli)")
+        print("0 passed, 1 failed")
+        sys.exit(1)
+    return path
+
+
 def require_python_module(module):
     """Like require(), for a module of this (Debian's) Python."""
     try:
@@ -97,6 +119,7 @@ class Peer:
     def __init__(self, argv, **popen_args):
         self.argv = argv
         self.process = subprocess.Popen(argv, start_new_session=True, **popen_args)
+        _live_peers.add(self)
 
     def alive(self):
         return self.process.poll() is None
@@ -115,6 +138,7 @@ class Peer:
             except ProcessLookupError:
                 pass
         self.process.wait(timeout=10)
+        _live_peers.discard(self)
 
     def __enter__(self):
         return self
@@ -130,17 +154,19 @@ def start_smtp_sink(smtp_sink, flags, deadline_s=5.0):
     is retried with another one if something else took it in between.
     """
     user = ["-u", "nobody"] if os.geteuid() == 0 else []
-    for _ in range(5):
-        port = free_port()
-        peer = Peer([smtp_sink, *user, *flags, f"127.0.0.1:{port}", "16"],
-                    stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        deadline = time.monotonic() + deadline_s
-        while time.monotonic() < deadline and peer.alive():
-            if accepts(port):
-                return peer, port
-            time.sleep(0.02)
-        peer.kill()
-    raise RuntimeError(f"smtp-sink {' '.join(flags)} did not start")
+    with tempfile.TemporaryFile() as log:
+        for _ in range(5):
+            port = free_port()
+            peer = Peer([smtp_sink, *user, *flags, f"127.0.0.1:{port}", "16"],
+                        stdout=subprocess.DEVNULL, stderr=log)
+            deadline = time.monotonic() + deadline_s
+            while time.monotonic() < deadline and peer.alive():
+                if accepts(port):
+                    return peer, port
+                time.sleep(0.02)  # polling interval of a bounded wait, not a synchronisation
+            peer.kill()
+        log.seek(0)
+        raise RuntimeError(f"smtp-sink {' '.join(flags)} did not start: {log.read()!r}")
 
 
 def run(argv, timeout_s=20, **args):
@@ -156,6 +182,8 @@ def run(argv, timeout_s=20, **args):
         peer.kill()
         out, err = peer.process.communicate()
         return subprocess.CompletedProcess(argv, None, out, err)
+    finally:
+        peer.kill()
 
 
 def send_mail(faultline, port, *options, timeout_ms=5000, body=None, timeout_s=20):

@@ -14,13 +14,13 @@ import re
 import socket
 import sys
 
-from common import Checks, require_python_module, send_mail
+from common import Checks, require_faultline, require_python_module, send_mail
 
 require_python_module("aiosmtpd")
 
 from aiosmtpd.controller import Controller  # noqa: E402  (after the skip check)
 
-faultline = sys.argv[1]
+faultline = require_faultline(sys.argv[1])
 checks = Checks("interop send-mail vs aiosmtpd")
 
 

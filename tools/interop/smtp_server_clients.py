@@ -17,9 +17,9 @@ import smtplib
 import sys
 import tempfile
 
-from common import Checks, FaultlineServer, require, run
+from common import Checks, FaultlineServer, require, require_faultline, run
 
-faultline = sys.argv[1]
+faultline = require_faultline(sys.argv[1])
 swaks, curl, msmtp = require("swaks", "curl", "msmtp")
 checks = Checks("interop smtp-server vs clients")
 work = tempfile.TemporaryDirectory(prefix="faultline-interop-")
