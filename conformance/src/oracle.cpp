@@ -106,6 +106,34 @@ std::string Observation::describe() const {
     if (clients_connected) {
         add("clients_connected", std::to_string(*clients_connected));
     }
+    if (inner) {
+        add("inner", *inner);
+    }
+    if (status_code) {
+        add("status_code", std::to_string(*status_code));
+    }
+    if (cancelled) {
+        add("cancelled", flag(*cancelled));
+    }
+    if (send_error) {
+        add("send_error", *send_error);
+    }
+    if (delivery) {
+        add("delivery", *delivery);
+    }
+    if (user_state) {
+        add("user_state", *user_state);
+    }
+    if (failed_recipients) {
+        std::string joined;
+        for (const std::string& recipient : *failed_recipients) {
+            joined += (joined.empty() ? "" : ",") + recipient;
+        }
+        add("failed_recipients", "[" + joined + "]");
+    }
+    if (message) {
+        add("message", "\"" + *message + "\"");
+    }
     return text;
 }
 
@@ -188,6 +216,46 @@ std::string mismatch(const Expectation& expectation, const Observation& observat
         observation.clients_connected != expectation.clients_connected) {
         differ("clients_connected", number(expectation.clients_connected),
                number(observation.clients_connected));
+    }
+    auto text = [](const std::optional<std::string>& value) { return value.value_or("unset"); };
+    if (expectation.inner && observation.inner != expectation.inner) {
+        differ("inner", *expectation.inner, text(observation.inner));
+    }
+    if (expectation.status_code && observation.status_code != expectation.status_code) {
+        differ("status_code", number(expectation.status_code), number(observation.status_code));
+    }
+    if (expectation.cancelled && observation.cancelled != expectation.cancelled) {
+        differ("cancelled", flag(expectation.cancelled), flag(observation.cancelled));
+    }
+    if (expectation.send_error && observation.send_error != expectation.send_error) {
+        differ("send_error", *expectation.send_error, text(observation.send_error));
+    }
+    if (expectation.delivery && observation.delivery != expectation.delivery) {
+        differ("delivery", *expectation.delivery, text(observation.delivery));
+    }
+    if (expectation.user_state && observation.user_state != expectation.user_state) {
+        differ("user_state", *expectation.user_state, text(observation.user_state));
+    }
+    if (expectation.failed_recipients &&
+        observation.failed_recipients != expectation.failed_recipients) {
+        auto list = [](const std::optional<std::vector<std::string>>& value) {
+            if (!value) {
+                return std::string("unset");
+            }
+            std::string joined;
+            for (const std::string& item : *value) {
+                joined += (joined.empty() ? "" : ",") + item;
+            }
+            return "[" + joined + "]";
+        };
+        differ("failed_recipients", list(expectation.failed_recipients),
+               list(observation.failed_recipients));
+    }
+    if (expectation.message_contains &&
+        (!observation.message ||
+         observation.message->find(*expectation.message_contains) == std::string::npos)) {
+        differ("message_contains", "\"" + *expectation.message_contains + "\"",
+               observation.message ? "\"" + *observation.message + "\"" : "unset");
     }
     return differences;
 }

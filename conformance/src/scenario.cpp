@@ -8,6 +8,7 @@
 #include <sstream>
 
 #include "faultline/model/profile.h"
+#include "smtp_script_json.h"
 
 namespace faultline::conformance {
 namespace {
@@ -163,10 +164,18 @@ struct LoadError {
 }
 
 const std::map<std::string, std::vector<std::string>>& key_table() {
-    static const std::map<std::string, std::vector<std::string>> table = {
+    static std::map<std::string, std::vector<std::string>> table = {
         {"scenario",
          {"schema_version", "name", "description", "clauses", "profiles", "transports", "seed",
-          "network", "sockets", "connect", "peer", "faults", "swarm", "threads", "expect"}},
+          "network", "sockets", "connect", "peer", "faults", "swarm", "threads", "expect",
+          "smtp"}},
+        {"smtp", {"server", "clients"}},
+        {"smtp_client", {"to", "host", "port", "timeout_ms", "date"}},
+        {"mail",
+         {"from", "from_display_name", "sender", "to", "cc", "bcc", "subject", "body",
+          "body_repeat", "subject_encoding", "body_encoding", "body_transfer_encoding",
+          "is_body_html", "headers"}},
+        {"mail_header", {"name", "value"}},
         {"transports", {"sim", "real"}},
         {"network",
          {"latency_ns", "jitter_ns", "bytes_per_second", "mss_bytes", "send_buffer_bytes",
@@ -182,15 +191,28 @@ const std::map<std::string, std::vector<std::string>>& key_table() {
         {"step",
          {"op", "id", "socket", "target", "overload", "size", "offset", "buffer_length",
           "null_buffer", "null_list", "segments", "callback", "bytes", "chunk", "ns", "how", "to",
-          "expect", "callback_expect", "note", "args", "address", "backlog", "count", "wait"}},
+          "expect", "callback_expect", "note", "args", "address", "backlog", "count", "wait",
+          "client", "message", "mail", "token", "property", "value", "transactions",
+          "commands"}},
         {"segment", {"array_length", "offset", "count", "null_array"}},
         {"expectation",
          {"throws", "param", "socket_error", "error_code", "returns", "returns_null", "error",
           "completed_synchronously", "callback_before_return", "is_completed", "connected",
           "pending", "args_error", "bytes_transferred", "accept_socket", "completions",
-          "clients_connected"}},
-        {"global_expectation", {"peer_received_bytes", "peer_saw", "accepted", "completions"}},
+          "clients_connected", "inner", "status_code", "cancelled", "send_error", "delivery",
+          "user_state", "failed_recipients", "message_contains"}},
+        {"global_expectation",
+         {"peer_received_bytes", "peer_saw", "accepted", "completions", "smtp_sessions",
+          "smtp_delivered", "smtp_commands", "smtp_messages", "smtp_recipients",
+          "send_completed"}},
     };
+    static const bool merged = [] {
+        for (const auto& [kind, keys] : detail::smtp_script_keys()) {
+            table[kind] = keys;
+        }
+        return true;
+    }();
+    static_cast<void>(merged);
     return table;
 }
 
@@ -272,6 +294,18 @@ model::SocketError get_socket_error(const json& value, const std::string& pointe
     return *error;
 }
 
+std::vector<std::string> get_strings(const json& value, const std::string& pointer,
+                                     std::size_t count_max, std::size_t length_max = 4096) {
+    if (!value.is_array() || value.size() > count_max) {
+        fail(pointer, "expected an array of at most " + std::to_string(count_max) + " strings");
+    }
+    std::vector<std::string> strings;
+    for (std::size_t i = 0; i < value.size(); ++i) {
+        strings.push_back(get_string(value[i], pointer + "/" + std::to_string(i), length_max));
+    }
+    return strings;
+}
+
 bool is_profile_name(const std::string& name) { return model::profile_by_name(name).has_value(); }
 
 Expectation parse_expectation(const json& value, const std::string& pointer) {
@@ -287,7 +321,9 @@ Expectation parse_expectation(const json& value, const std::string& pointer) {
                 {"none", "ArgumentException", "ArgumentNullException",
                  "ArgumentOutOfRangeException", "InvalidOperationException",
                  "ObjectDisposedException", "SocketException", "PlatformNotSupportedException",
-                 "NotSupportedException", "LivenessFailure"});
+                 "NotSupportedException", "LivenessFailure", "FormatException",
+                 "SmtpException", "SmtpFailedRecipientException",
+                 "SmtpFailedRecipientsException"});
         } else if (key == "param") {
             expectation.param = get_string(field, at);
         } else if (key == "socket_error") {
@@ -321,6 +357,22 @@ Expectation parse_expectation(const json& value, const std::string& pointer) {
             expectation.completions = static_cast<int>(get_integer(field, at, 0, 1'000'000));
         } else if (key == "clients_connected") {
             expectation.clients_connected = static_cast<int>(get_integer(field, at, 0, 100'000));
+        } else if (key == "inner") {
+            expectation.inner = get_string(field, at, 64);
+        } else if (key == "status_code") {
+            expectation.status_code = static_cast<int>(get_integer(field, at, -1, 999));
+        } else if (key == "cancelled") {
+            expectation.cancelled = get_bool(field, at);
+        } else if (key == "send_error") {
+            expectation.send_error = get_string(field, at, 64);
+        } else if (key == "delivery") {
+            expectation.delivery = get_choice(field, at, {"delivered", "not_delivered", "unknown"});
+        } else if (key == "user_state") {
+            expectation.user_state = get_string(field, at, 256);
+        } else if (key == "failed_recipients") {
+            expectation.failed_recipients = get_strings(field, at, 1000);
+        } else if (key == "message_contains") {
+            expectation.message_contains = get_string(field, at, 1024);
         }
     }
     return expectation;
@@ -388,7 +440,147 @@ GlobalExpectation parse_global(const json& value, const std::string& pointer) {
         expectation.completions = static_cast<std::uint64_t>(
             get_integer(value["completions"], pointer + "/completions", 0, 1'000'000));
     }
+    auto count = [&](const char* key) {
+        return static_cast<std::uint64_t>(
+            get_integer(value[key], pointer + "/" + key, 0, 1'000'000));
+    };
+    if (value.contains("smtp_sessions")) {
+        expectation.smtp_sessions = count("smtp_sessions");
+    }
+    if (value.contains("smtp_delivered")) {
+        expectation.smtp_delivered = count("smtp_delivered");
+    }
+    if (value.contains("send_completed")) {
+        expectation.send_completed = count("send_completed");
+    }
+    if (value.contains("smtp_commands")) {
+        const json& sessions = value["smtp_commands"];
+        if (!sessions.is_array() || sessions.size() > 64) {
+            fail(pointer + "/smtp_commands", "expected an array (one per session) of arrays");
+        }
+        expectation.smtp_commands.emplace();
+        for (std::size_t i = 0; i < sessions.size(); ++i) {
+            expectation.smtp_commands->push_back(get_strings(
+                sessions[i], pointer + "/smtp_commands/" + std::to_string(i), 10'000, 1024));
+        }
+    }
+    if (value.contains("smtp_messages")) {
+        expectation.smtp_messages =
+            get_strings(value["smtp_messages"], pointer + "/smtp_messages", 1000, kFileBytesMax);
+    }
+    if (value.contains("smtp_recipients")) {
+        expectation.smtp_recipients =
+            get_strings(value["smtp_recipients"], pointer + "/smtp_recipients", 10'000, 512);
+    }
     return expectation;
+}
+
+MailSpec parse_mail(const json& value, const std::string& pointer) {
+    check_object(value, pointer, "mail");
+    MailSpec mail;
+    for (const auto& item : value.items()) {
+        const std::string key = item.key();
+        const std::string at = pointer + "/" + key;
+        const json& field = item.value();
+        if (key == "from") {
+            mail.from = get_string(field, at, 1024);
+        } else if (key == "from_display_name") {
+            mail.from_display_name = get_string(field, at, 1024);
+        } else if (key == "sender") {
+            mail.sender = get_string(field, at, 1024);
+        } else if (key == "to") {
+            mail.to = get_strings(field, at, 1000, 1024);
+        } else if (key == "cc") {
+            mail.cc = get_strings(field, at, 1000, 1024);
+        } else if (key == "bcc") {
+            mail.bcc = get_strings(field, at, 1000, 1024);
+        } else if (key == "subject") {
+            mail.subject = get_string(field, at, 65536);
+        } else if (key == "body") {
+            mail.body = get_string(field, at, kFileBytesMax);
+        } else if (key == "body_repeat") {
+            mail.body_repeat = static_cast<std::uint64_t>(get_integer(field, at, 1, 1'000'000));
+        } else if (key == "subject_encoding" || key == "body_encoding") {
+            (key == "subject_encoding" ? mail.subject_encoding : mail.body_encoding) =
+                get_choice(field, at, {"ascii", "utf-8"});
+        } else if (key == "body_transfer_encoding") {
+            mail.body_transfer_encoding = get_choice(
+                field, at, {"unknown", "seven_bit", "eight_bit", "quoted_printable", "base64"});
+        } else if (key == "is_body_html") {
+            mail.is_body_html = get_bool(field, at);
+        } else if (key == "headers") {
+            if (!field.is_array() || field.size() > 100) {
+                fail(at, "expected an array of at most 100 headers");
+            }
+            for (std::size_t i = 0; i < field.size(); ++i) {
+                const std::string header_at = at + "/" + std::to_string(i);
+                check_object(field[i], header_at, "mail_header");
+                if (!field[i].contains("name") || !field[i].contains("value")) {
+                    fail(header_at, "a header needs \"name\" and \"value\"");
+                }
+                mail.headers.emplace_back(get_string(field[i]["name"], header_at + "/name", 256),
+                                          get_string(field[i]["value"], header_at + "/value"));
+            }
+        }
+    }
+    if (mail.body.size() * mail.body_repeat > static_cast<std::uint64_t>(kBytesMax)) {
+        fail(pointer + "/body_repeat", "the body would be larger than " +
+                                           std::to_string(kBytesMax) + " bytes");
+    }
+    return mail;
+}
+
+void parse_smtp(const json& value, const std::string& pointer, Scenario& scenario) {
+    check_object(value, pointer, "smtp");
+    SmtpSpec smtp;
+    if (value.contains("server")) {
+        try {
+            smtp.server = detail::parse_smtp_script(value["server"], pointer + "/server");
+        } catch (const detail::SmtpScriptError& error) {
+            fail(error.pointer, error.message);
+        }
+    }
+    if (value.contains("clients")) {
+        const json& clients = value["clients"];
+        if (!clients.is_object() || clients.empty() || clients.size() > kSocketsMax) {
+            fail(pointer + "/clients",
+                 "expected an object of 1 to " + std::to_string(kSocketsMax) + " clients");
+        }
+        for (const auto& item : clients.items()) {
+            const std::string at = pointer + "/clients/" + escape_pointer_token(item.key());
+            check_object(item.value(), at, "smtp_client");
+            SmtpClientSpec client;
+            const json& field = item.value();
+            if (field.contains("to")) {
+                client.to = get_choice(field["to"], at + "/to",
+                                       {"server", "refused", "unreachable", "silent"});
+            }
+            if (field.contains("host")) {
+                if (field["host"].is_null()) {
+                    client.host_null = true;
+                } else {
+                    client.host = get_string(field["host"], at + "/host", 255);
+                }
+            }
+            if (field.contains("port")) {
+                client.port = static_cast<int>(get_integer(field["port"], at + "/port", -1, 1'000'000));
+            }
+            if (field.contains("timeout_ms")) {
+                client.timeout_ms = static_cast<int>(
+                    get_integer(field["timeout_ms"], at + "/timeout_ms", 0, 86'400'000));
+            }
+            if (field.contains("date")) {
+                client.date = get_string(field["date"], at + "/date", 128);
+                if (client.date->empty() || client.date->find_first_of("\r\n") != std::string::npos) {
+                    fail(at + "/date", "a date is non-empty and holds no CR or LF");
+                }
+            }
+            smtp.clients[item.key()] = std::move(client);
+        }
+    } else {
+        smtp.clients["client"] = SmtpClientSpec{};
+    }
+    scenario.smtp = std::move(smtp);
 }
 
 Step parse_step(const json& value, const std::string& pointer) {
@@ -412,6 +604,11 @@ Step parse_step(const json& value, const std::string& pointer) {
         {"args_dispose", StepOp::args_dispose}, {"accept_async", StepOp::accept_async},
         {"wait_args", StepOp::wait_args},     {"client_connect", StepOp::client_connect},
         {"begin_accept", StepOp::begin_accept}, {"end_accept", StepOp::end_accept},
+        {"mail_new", StepOp::mail_new},       {"send_async", StepOp::send_async},
+        {"send", StepOp::send},               {"send_async_cancel", StepOp::send_async_cancel},
+        {"wait_send_completed", StepOp::wait_send_completed},
+        {"client_dispose", StepOp::client_dispose}, {"client_set", StepOp::client_set},
+        {"wait_server", StepOp::wait_server},
     };
     const std::string op = get_string(value["op"], pointer + "/op");
     const auto found = kOps.find(op);
@@ -497,7 +694,50 @@ Step parse_step(const json& value, const std::string& pointer) {
             step.count = static_cast<int>(get_integer(field, at, 1, 1000));
         } else if (key == "wait") {
             step.wait = get_bool(field, at);
+        } else if (key == "client") {
+            step.client = get_string(field, at, 64);
+        } else if (key == "message") {
+            step.message = get_string(field, at, 64);
+        } else if (key == "mail") {
+            step.mail = std::make_shared<MailSpec>(parse_mail(field, at));
+        } else if (key == "token") {
+            step.token = get_string(field, at, 256);
+        } else if (key == "property") {
+            step.property = get_choice(field, at, {"host", "port", "timeout"});
+        } else if (key == "value") {
+            if (!field.is_null() && !field.is_string() && !field.is_number_integer()) {
+                fail(at, "expected a string, an integer or null");
+            }
+            if (field.is_string()) {
+                static_cast<void>(get_string(field, at, 1024));
+            }
+            if (field.is_number_integer()) {
+                static_cast<void>(get_integer(field, at, -1'000'000'000, 1'000'000'000));
+            }
+            step.value = field;
+        } else if (key == "transactions") {
+            step.transactions = static_cast<std::uint64_t>(get_integer(field, at, 0, 1'000'000));
+        } else if (key == "commands") {
+            step.commands = static_cast<std::uint64_t>(get_integer(field, at, 0, 1'000'000));
         }
+    }
+    const bool smtp_op = step.op >= StepOp::mail_new;
+    if (smtp_op && step.op != StepOp::wait_server && step.op != StepOp::client_set &&
+        step.op != StepOp::client_dispose && step.op != StepOp::send_async_cancel &&
+        step.op != StepOp::wait_send_completed && step.message.empty()) {
+        fail(pointer, "this step needs \"message\"");
+    }
+    if (step.op == StepOp::mail_new && !step.mail) {
+        fail(pointer, "mail_new needs \"mail\"");
+    }
+    if (step.op != StepOp::mail_new && step.mail) {
+        fail(pointer + "/mail", "only mail_new takes \"mail\"");
+    }
+    if (step.op == StepOp::client_set && step.property.empty()) {
+        fail(pointer, "client_set needs \"property\" and \"value\"");
+    }
+    if (step.op == StepOp::wait_server && !step.transactions && !step.commands) {
+        fail(pointer, "wait_server needs \"transactions\" or \"commands\"");
     }
     const bool begins = step.op == StepOp::begin_send || step.op == StepOp::begin_receive;
     if (begins && step.id.empty()) {
@@ -725,6 +965,26 @@ void parse_peer(const json& value, const std::string& pointer, PeerSpec& peer) {
     }
 }
 
+/// SMTP steps need the "smtp" section, an existing client and a message some mail_new makes.
+void check_smtp_references(Scenario& scenario, Step& step, const std::set<std::string>& messages) {
+    if (step.op < StepOp::mail_new) {
+        return;
+    }
+    if (!scenario.smtp) {
+        fail(step.pointer + "/op", "SMTP steps need the \"smtp\" section");
+    }
+    if (step.client.empty()) {
+        step.client = scenario.smtp->clients.begin()->first;
+    }
+    if (scenario.smtp->clients.count(step.client) == 0) {
+        fail(step.pointer + "/client", "no client named \"" + step.client + "\"");
+    }
+    if ((step.op == StepOp::send || step.op == StepOp::send_async) && step.message != "null" &&
+        messages.count(step.message) == 0) {
+        fail(step.pointer + "/message", "no mail_new creates \"" + step.message + "\"");
+    }
+}
+
 Scenario parse_scenario(const json& root, const std::string& path) {
     check_object(root, "", "scenario");
     Scenario scenario;
@@ -823,6 +1083,12 @@ Scenario parse_scenario(const json& root, const std::string& path) {
     if (root.contains("swarm")) {
         scenario.swarm = get_bool(root["swarm"], "/swarm");
     }
+    if (root.contains("smtp")) {
+        parse_smtp(root["smtp"], "/smtp", scenario);
+        if (!root.contains("connect")) {
+            scenario.connect = "none";  // the clients connect by themselves
+        }
+    }
     const json& threads = root["threads"];
     if (!threads.is_array() || threads.empty() || threads.size() > kThreadsMax) {
         fail("/threads", "expected an array of 1 to " + std::to_string(kThreadsMax) + " threads");
@@ -862,15 +1128,19 @@ Scenario parse_scenario(const json& root, const std::string& path) {
         scenario.threads.push_back(std::move(spec));
     }
     std::set<std::string> args_names;
+    std::set<std::string> messages;
     for (const ThreadSpec& thread : scenario.threads) {
         for (const Step& step : thread.steps) {
             if (step.op == StepOp::args_new) {
                 args_names.insert(step.args);
             }
+            if (step.op == StepOp::mail_new) {
+                messages.insert(step.message);
+            }
         }
     }
-    for (const ThreadSpec& thread : scenario.threads) {
-        for (const Step& step : thread.steps) {
+    for (ThreadSpec& thread : scenario.threads) {
+        for (Step& step : thread.steps) {
             if (step.op == StepOp::args_set_accept_socket) {
                 if (step.target != "null" &&
                     std::find(scenario.sockets.begin(), scenario.sockets.end(), step.target) ==
@@ -887,6 +1157,7 @@ Scenario parse_scenario(const json& root, const std::string& path) {
             if ((step.op == StepOp::accept_async) && step.args.empty()) {
                 fail(step.pointer, "accept_async needs \"args\"");
             }
+            check_smtp_references(scenario, step, messages);
         }
     }
     if (root.contains("faults")) {

@@ -92,6 +92,13 @@ TEST(ScenarioLoader, SchemaAndLoaderAcceptTheSameKeys) {
         {"segment", schema["$defs"]["segment"]},
         {"expectation", schema["$defs"]["expectation"]},
         {"global_expectation", schema["$defs"]["global_expectation"]},
+        {"smtp", schema["$defs"]["smtp"]},
+        {"smtp_client", schema["$defs"]["smtp_client"]},
+        {"mail", schema["$defs"]["mail"]},
+        {"mail_header", schema["$defs"]["mail_header"]},
+        {"smtp_script", schema["$defs"]["smtp_script"]},
+        {"smtp_reply_step", schema["$defs"]["smtp_reply_step"]},
+        {"smtp_script_steps", schema["$defs"]["smtp_script_steps"]},
     };
     for (const auto& [kind, keys] : accepted_keys()) {
         ASSERT_TRUE(objects.count(kind) != 0) << kind;

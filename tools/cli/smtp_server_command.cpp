@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "faultline/conformance/smtp_script.h"
 #include "faultline/model/smtp_server.h"
 #include "faultline/real/transport.h"
 
@@ -20,151 +21,6 @@ namespace {
 
 using nlohmann::json;
 using model::SmtpScript;
-using model::SmtpStep;
-
-struct ScriptError {
-    std::string pointer;
-    std::string message;
-};
-
-void check_keys(const json& value, const std::string& pointer,
-                std::initializer_list<std::string_view> allowed) {
-    if (!value.is_object()) {
-        throw ScriptError{pointer, "expected an object"};
-    }
-    for (const auto& item : value.items()) {
-        bool known = false;
-        for (std::string_view key : allowed) {
-            known = known || item.key() == key;
-        }
-        if (!known) {
-            throw ScriptError{pointer + "/" + item.key(), "unknown key \"" + item.key() + "\""};
-        }
-    }
-}
-
-std::uint64_t get_count(const json& value, const std::string& pointer, std::uint64_t high) {
-    if (!value.is_number_unsigned() || value.get<std::uint64_t>() > high) {
-        throw ScriptError{pointer, "expected an integer from 0 to " + std::to_string(high)};
-    }
-    return value.get<std::uint64_t>();
-}
-
-std::string get_text(const json& value, const std::string& pointer) {
-    if (!value.is_string() || value.get<std::string>().size() > 4096) {
-        throw ScriptError{pointer, "expected a string of at most 4096 bytes"};
-    }
-    return value.get<std::string>();
-}
-
-SmtpStep parse_step(const json& value, const std::string& pointer) {
-    check_keys(value, pointer, {"action", "reply", "raw_reply", "delay_ms", "drop_after_data_bytes"});
-    SmtpStep step;
-    if (value.contains("action")) {
-        const std::string action = get_text(value["action"], pointer + "/action");
-        if (action == "reply") {
-            step.action = model::SmtpAction::reply;
-        } else if (action == "reply_then_close") {
-            step.action = model::SmtpAction::reply_then_close;
-        } else if (action == "close_without_reply") {
-            step.action = model::SmtpAction::close_without_reply;
-        } else if (action == "abort_without_reply") {
-            step.action = model::SmtpAction::abort_without_reply;
-        } else if (action == "stall") {
-            step.action = model::SmtpAction::stall;
-        } else {
-            throw ScriptError{pointer + "/action",
-                              "\"" + action + "\" is not one of: reply, reply_then_close, "
-                              "close_without_reply, abort_without_reply, stall"};
-        }
-    }
-    if (value.contains("reply")) {
-        const json& lines = value["reply"];
-        if (!lines.is_array() || lines.size() > 100) {
-            throw ScriptError{pointer + "/reply", "expected an array of at most 100 lines"};
-        }
-        for (std::size_t i = 0; i < lines.size(); ++i) {
-            step.reply.push_back(get_text(lines[i], pointer + "/reply/" + std::to_string(i)));
-        }
-    }
-    if (value.contains("raw_reply")) {
-        step.raw_reply = get_text(value["raw_reply"], pointer + "/raw_reply");
-    }
-    if (value.contains("delay_ms")) {
-        step.delay = std::chrono::milliseconds(
-            get_count(value["delay_ms"], pointer + "/delay_ms", 3'600'000));
-    }
-    if (value.contains("drop_after_data_bytes")) {
-        step.drop_after_data_bytes = static_cast<std::size_t>(
-            get_count(value["drop_after_data_bytes"], pointer + "/drop_after_data_bytes", 1U << 30U));
-    }
-    return step;
-}
-
-SmtpScript parse_script(const json& root) {
-    check_keys(root, "", {"domain", "capabilities", "steps", "recipients", "bare_line_feed",
-                          "reject_unauthorised_pipelining", "message_bytes_max", "recipients_max"});
-    SmtpScript script;
-    if (root.contains("domain")) {
-        script.domain = get_text(root["domain"], "/domain");
-    }
-    if (root.contains("capabilities")) {
-        const json& list = root["capabilities"];
-        if (!list.is_array() || list.size() > 64) {
-            throw ScriptError{"/capabilities", "expected an array of at most 64 strings"};
-        }
-        script.capabilities.clear();
-        for (std::size_t i = 0; i < list.size(); ++i) {
-            script.capabilities.push_back(get_text(list[i], "/capabilities/" + std::to_string(i)));
-        }
-    }
-    static const std::vector<std::string> kVerbs = {"CONNECT", "EHLO", "HELO", "AUTH", "MAIL",
-                                                    "RCPT", "DATA", ".", "RSET", "NOOP", "QUIT"};
-    if (root.contains("steps")) {
-        check_keys(root["steps"], "/steps",
-                   {"CONNECT", "EHLO", "HELO", "AUTH", "MAIL", "RCPT", "DATA", ".", "RSET", "NOOP",
-                    "QUIT"});
-        for (const auto& item : root["steps"].items()) {
-            script.steps[item.key()] = parse_step(item.value(), "/steps/" + item.key());
-        }
-    }
-    if (root.contains("recipients")) {
-        if (!root["recipients"].is_object()) {
-            throw ScriptError{"/recipients", "expected an object keyed by address"};
-        }
-        for (const auto& item : root["recipients"].items()) {
-            script.recipient_steps[item.key()] =
-                parse_step(item.value(), "/recipients/" + item.key());
-        }
-    }
-    if (root.contains("bare_line_feed")) {
-        const std::string policy = get_text(root["bare_line_feed"], "/bare_line_feed");
-        if (policy == "reject") {
-            script.bare_line_feed = model::BareLineFeedPolicy::reject;
-        } else if (policy == "normalize") {
-            script.bare_line_feed = model::BareLineFeedPolicy::normalize;
-        } else if (policy == "legacy_accept") {
-            script.bare_line_feed = model::BareLineFeedPolicy::legacy_accept;
-        } else {
-            throw ScriptError{"/bare_line_feed", "expected reject, normalize or legacy_accept"};
-        }
-    }
-    if (root.contains("reject_unauthorised_pipelining")) {
-        if (!root["reject_unauthorised_pipelining"].is_boolean()) {
-            throw ScriptError{"/reject_unauthorised_pipelining", "expected true or false"};
-        }
-        script.reject_unauthorised_pipelining = root["reject_unauthorised_pipelining"].get<bool>();
-    }
-    if (root.contains("message_bytes_max")) {
-        script.message_bytes_max = static_cast<std::size_t>(
-            get_count(root["message_bytes_max"], "/message_bytes_max", 1U << 30U));
-    }
-    if (root.contains("recipients_max")) {
-        script.recipients_max =
-            static_cast<std::size_t>(get_count(root["recipients_max"], "/recipients_max", 100'000));
-    }
-    return script;
-}
 
 /// Raw octets as readable JSON text: printable ASCII as is, anything else as \xNN.
 std::string printable(const std::string& bytes) {
@@ -226,21 +82,19 @@ void record_sessions(const std::string& directory,
 int smtp_server_command(const SmtpServerOptions& options) {
     SmtpScript script;
     if (options.script_file) {
-        std::ifstream file(*options.script_file);
+        std::ifstream file(*options.script_file, std::ios::binary);
         if (!file) {
             std::cerr << *options.script_file << ": cannot open\n";
             return 2;
         }
-        try {
-            script = parse_script(json::parse(file));
-        } catch (const json::exception& error) {
-            std::cerr << *options.script_file << ": " << error.what() << "\n";
-            return 2;
-        } catch (const ScriptError& error) {
-            std::cerr << *options.script_file << ": " << (error.pointer.empty() ? "/" : error.pointer)
-                      << ": " << error.message << "\n";
+        std::ostringstream text;
+        text << file.rdbuf();
+        auto loaded = conformance::load_smtp_script_text(text.str());
+        if (const auto* error = std::get_if<std::string>(&loaded)) {
+            std::cerr << *options.script_file << ": " << *error << "\n";
             return 2;
         }
+        script = std::get<SmtpScript>(std::move(loaded));
     }
     script.sessions_max = options.max_sessions;
     real::RealTransport transport;

@@ -17,7 +17,9 @@
 
 #include "faultline/conformance/condition.h"
 #include "faultline/conformance/oracle.h"
+#include "faultline/conformance/harness_options.h"
 #include "faultline/conformance/scenario.h"
+#include "faultline/conformance/smtp_harness.h"
 #include "faultline/model/socket.h"
 
 namespace faultline::conformance {
@@ -231,19 +233,6 @@ private:
     Condition<T> changed_;
 };
 
-/// Everything a driver needs to give the harness.
-struct HarnessOptions {
-    model::Duration wait_budget = std::chrono::seconds(60);   // per blocking call
-    model::Duration settle_budget = std::chrono::seconds(120);  // for the end of the run
-    model::Endpoint refused_endpoint = model::Endpoint::loopback(1);
-    model::Endpoint unreachable_endpoint{0x0afffff1U, 80};
-    model::Endpoint silent_endpoint{0x0afffff2U, 80};
-    /// Records an API-level event in the run's trace (optional).
-    std::function<void(std::string_view name, std::string_view detail)> record;
-    /// Makes logical thread `thread` exit at virtual time `at` (sim only).
-    std::function<void(model::ThreadId thread, model::Duration at)> schedule_thread_exit;
-};
-
 template <model::Transport T>
 class Harness {
 public:
@@ -272,6 +261,17 @@ private:
         if (!peer_.start()) {
             fail("/", "the peer could not listen");
             return false;
+        }
+        if (scenario_.smtp) {
+            smtp_ = std::make_unique<SmtpHarness<T>>(
+                transport_, scenario_, profile_, options_,
+                [this](const std::string& pointer, const std::string& message) {
+                    fail(pointer, message);
+                },
+                [this](std::string_view name, const std::string& detail) { record(name, detail); });
+            if (!smtp_->start()) {
+                return false;
+            }
         }
         for (const std::string& name : scenario_.sockets) {
             auto socket = model::Socket<T>::Create(transport_, profile_);
@@ -853,6 +853,9 @@ private:
         auto owner = socket(step.socket);
         observe(
             [&] {
+                if (smtp_ && smtp_->execute(step, observation)) {
+                    return;
+                }
                 if (execute_accept_step(step, observation)) {
                     return;
                 }
@@ -956,6 +959,13 @@ private:
     /// After the threads: dispose every socket (as a process exit would), let every pending
     /// operation complete, then check the oracle's invariants.
     void settle() {
+        if (smtp_) {
+            auto global = scenario_.expect.find(std::string(profile_.name));
+            if (global == scenario_.expect.end()) {
+                global = scenario_.expect.find("*");
+            }
+            smtp_->settle(global == scenario_.expect.end() ? nullptr : &global->second);
+        }
         // Sockets connected by a step are mapped now, before Dispose hides their endpoints.
         for (const auto& [name, owner] : sockets_) {
             if (!peer_socket_index_[name]) {
@@ -1174,6 +1184,7 @@ private:
     const model::Profile profile_;
     HarnessOptions options_;
     Peer<T> peer_;
+    std::unique_ptr<SmtpHarness<T>> smtp_;
     std::map<std::string, std::shared_ptr<model::Socket<T>>> sockets_;
     std::map<std::string, std::optional<std::size_t>> peer_socket_index_;
     typename T::Mutex ops_mutex_;

@@ -34,6 +34,15 @@ struct Observation {
     std::optional<std::string> accept_socket;
     std::optional<int> completions;
     std::optional<int> clients_connected;
+    // SmtpClient steps: the thrown exception's details, or SendCompleted's.
+    std::optional<std::string> inner;          // InnerException type ("none" if null)
+    std::optional<int> status_code;            // SmtpException.StatusCode
+    std::optional<std::string> message;        // the exception's Message
+    std::optional<bool> cancelled;
+    std::optional<std::string> send_error;     // e.Error type ("none" if null)
+    std::optional<std::string> delivery;
+    std::optional<std::string> user_state;
+    std::optional<std::vector<std::string>> failed_recipients;
 
     /// One line, e.g. `threw=SocketException socket_error=ConnectionReset connected=false`.
     [[nodiscard]] std::string describe() const;

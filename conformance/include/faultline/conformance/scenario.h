@@ -6,11 +6,13 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <variant>
 #include <vector>
 
+#include "faultline/model/smtp_server.h"
 #include "faultline/model/socket_error.h"
 #include "faultline/sim/world.h"
 
@@ -36,6 +38,15 @@ struct Expectation {
     std::optional<std::string> accept_socket;   // e.AcceptSocket: connected/unconnected/null/supplied
     std::optional<int> completions;             // Completed events e has raised so far
     std::optional<int> clients_connected;       // client_connect: how many connected
+    // SmtpClient steps:
+    std::optional<std::string> inner;           // the exception's InnerException type, or "none"
+    std::optional<int> status_code;             // SmtpException.StatusCode
+    std::optional<bool> cancelled;              // SendCompleted: e.Cancelled
+    std::optional<std::string> send_error;      // SendCompleted: e.Error type, or "none"
+    std::optional<std::string> delivery;        // delivered, not_delivered, unknown
+    std::optional<std::string> user_state;      // SendCompleted: e.UserState
+    std::optional<std::vector<std::string>> failed_recipients;  // FailedRecipient(s), in order
+    std::optional<std::string> message_contains;  // the exception's Message holds this text
 };
 
 /// Alternatives for one profile: the step passes if any alternative matches.
@@ -75,6 +86,48 @@ enum class StepOp : std::uint8_t {
     client_connect,
     begin_accept,
     end_accept,
+    mail_new,
+    send_async,
+    send,
+    send_async_cancel,
+    wait_send_completed,
+    client_dispose,
+    client_set,
+    wait_server,
+};
+
+/// One MailMessage a mail_new step builds; every field as the .NET property of that name.
+struct MailSpec {
+    std::optional<std::string> from;
+    std::string from_display_name;
+    std::optional<std::string> sender;
+    std::vector<std::string> to;
+    std::vector<std::string> cc;
+    std::vector<std::string> bcc;
+    std::string subject;
+    std::string body;
+    std::uint64_t body_repeat = 1;                  // the body is `body` this many times
+    std::optional<std::string> subject_encoding;    // "ascii" or "utf-8"
+    std::optional<std::string> body_encoding;
+    std::string body_transfer_encoding = "unknown";  // seven_bit, eight_bit, quoted_printable, base64
+    bool is_body_html = false;
+    std::vector<std::pair<std::string, std::string>> headers;
+};
+
+/// One SmtpClient of the scenario, created before the threads start.
+struct SmtpClientSpec {
+    std::string to = "server";           // server, refused, unreachable, silent
+    std::optional<std::string> host;     // overrides the host text ("" and null per M-1, M-4)
+    bool host_null = false;              // leave Host null
+    std::optional<int> port;             // overrides the port
+    std::optional<int> timeout_ms;
+    std::optional<std::string> date;     // the Date header value
+};
+
+/// The "smtp" section: the scriptable server every client talks to, and the clients.
+struct SmtpSpec {
+    model::SmtpScript server;
+    std::map<std::string, SmtpClientSpec> clients;
 };
 
 struct Step {
@@ -101,6 +154,14 @@ struct Step {
     int backlog = 128;                // listen
     int count = 1;                    // client_connect: how many clients
     bool wait = true;                 // client_connect: wait until each connect finished
+    std::string client;               // SmtpClient steps: the client (default: the first)
+    std::string message;              // mail_new creates it; send/send_async use it ("null")
+    std::shared_ptr<MailSpec> mail;   // mail_new
+    std::optional<std::string> token;  // send_async: the userToken (default: none)
+    std::string property;             // client_set: host, port, timeout
+    nlohmann::json value;             // client_set: the value (null allowed)
+    std::optional<std::uint64_t> transactions;  // wait_server: finished transactions
+    std::optional<std::uint64_t> commands;      // wait_server: commands received
     ProfileExpectations expect;
     ProfileExpectations callback_expect;
 };
@@ -126,6 +187,13 @@ struct GlobalExpectation {
     std::optional<std::string> peer_saw;  // "eof", "reset", "open"
     std::optional<std::uint64_t> accepted;     // connections accepted (all shapes)
     std::optional<std::uint64_t> completions;  // Completed events over all args
+    // SMTP (what the scriptable server recorded):
+    std::optional<std::uint64_t> smtp_sessions;
+    std::optional<std::uint64_t> smtp_delivered;   // transactions answered 250 after the dot
+    std::optional<std::vector<std::vector<std::string>>> smtp_commands;  // per session, exact
+    std::optional<std::vector<std::string>> smtp_messages;  // contents of finished data, in order
+    std::optional<std::vector<std::string>> smtp_recipients;  // every RCPT address, in order
+    std::optional<std::uint64_t> send_completed;   // SendCompleted events over all clients
 };
 
 struct Scenario {
@@ -146,6 +214,7 @@ struct Scenario {
     bool swarm = false;
     std::vector<ThreadSpec> threads;
     std::map<std::string, GlobalExpectation> expect;  // by profile, "*" for all
+    std::optional<SmtpSpec> smtp;
 };
 
 /// A loaded scenario, or the first error found ("file:line:col: /pointer: message").
