@@ -419,6 +419,7 @@ TYPED_TEST(SmtpServerTest, UnauthorisedPipeliningGets554) {
 }
 
 TYPED_TEST(SmtpServerTest, AuthLoginAndPlainAreAccepted) {
+    // Empty auth_users: any credentials pass. RFC 4954 §4: a second AUTH after success is 503.
     SmtpScript script;
     script.capabilities = {"AUTH LOGIN PLAIN"};
     this->with_session(script, [&](auto& server, auto& client) {
@@ -427,11 +428,65 @@ TYPED_TEST(SmtpServerTest, AuthLoginAndPlainAreAccepted) {
         EXPECT_EQ(client.exchange(model::CommandWriter::auth_login()), 334);
         EXPECT_EQ(client.exchange(model::CommandWriter::auth_response("user")), 334);
         EXPECT_EQ(client.exchange(model::CommandWriter::auth_response("secret")), 235);
+        EXPECT_EQ(client.exchange("AUTH PLAIN\r\n"), 503);
+        EXPECT_EQ(client.exchange("AUTH CRAM-MD5\r\n"), 503);
+        EXPECT_EQ(server.sessions()[0].commands.size(), 7U);
+        EXPECT_EQ(server.sessions()[0].authenticated_user, "user");
+    });
+    this->with_session(script, [&](auto& server, auto& client) {
+        EXPECT_EQ(client.exchange("EHLO c\r\n"), 250);
+        EXPECT_EQ(client.exchange("AUTH CRAM-MD5\r\n"), 504);
         EXPECT_EQ(client.exchange("AUTH PLAIN\r\n"), 334);
         EXPECT_EQ(client.exchange(model::CommandWriter::auth_response(std::string("\0u\0p", 4))),
                   235);
-        EXPECT_EQ(client.exchange("AUTH CRAM-MD5\r\n"), 504);
-        EXPECT_EQ(server.sessions()[0].commands.size(), 8U);
+        EXPECT_EQ(server.sessions()[0].authenticated_user, "u");
+    });
+}
+
+TYPED_TEST(SmtpServerTest, AuthChecksCredentialsAndCanBeRequired) {
+    // auth_users: a wrong password or unknown user → 535 (no authentication), the right one →
+    // 235 and recorded; require_auth: MAIL before that → 530; advertise_auth adds the keyword.
+    SmtpScript script;
+    script.capabilities = {"8BITMIME"};
+    script.advertise_auth = true;
+    script.require_auth = true;
+    script.auth_users = {{"alice", "wonderland"}, {"bob", "builder"}};
+    this->with_session(script, [&](auto& server, auto& client) {
+        ASSERT_TRUE(client.send("EHLO c\r\n"));
+        auto ehlo = client.read_reply();
+        ASSERT_TRUE(ehlo);
+        EXPECT_EQ(ehlo.value().lines,
+                  (std::vector<std::string>{"mx.faultline.test", "8BITMIME", "AUTH LOGIN PLAIN"}));
+        EXPECT_EQ(client.exchange("MAIL FROM:<a@x.test>\r\n"), 530);
+        EXPECT_EQ(client.exchange(model::CommandWriter::auth_login()), 334);
+        EXPECT_EQ(client.exchange(model::CommandWriter::auth_response("alice")), 334);
+        EXPECT_EQ(client.exchange(model::CommandWriter::auth_response("builder")), 535);
+        EXPECT_EQ(client.exchange(model::CommandWriter::auth_plain("carol", "x").value()), 535);
+        EXPECT_EQ(client.exchange("AUTH PLAIN !!!!\r\n"), 501);
+        EXPECT_EQ(client.exchange(model::CommandWriter::auth_login()), 334);
+        EXPECT_EQ(client.exchange("*\r\n"), 501);
+        EXPECT_EQ(client.exchange("MAIL FROM:<a@x.test>\r\n"), 530);
+        EXPECT_TRUE(server.sessions()[0].authenticated_user.empty());
+        EXPECT_EQ(client.exchange(model::CommandWriter::auth_plain("bob", "builder").value()),
+                  235);
+        EXPECT_EQ(server.sessions()[0].authenticated_user, "bob");
+        EXPECT_EQ(client.exchange("MAIL FROM:<a@x.test>\r\n"), 250);
+    });
+    // Without advertise_auth the EHLO reply is unchanged; steps["AUTH"] still shapes the 235.
+    SmtpScript scripted;
+    scripted.capabilities = {"8BITMIME"};
+    scripted.auth_users = {{"alice", "wonderland"}};
+    scripted.steps["AUTH"] = SmtpStep{.reply = {"235 2.7.0 welcome"}};
+    this->with_session(scripted, [&](auto& server, auto& client) {
+        ASSERT_TRUE(client.send("EHLO c\r\n"));
+        auto ehlo = client.read_reply();
+        ASSERT_TRUE(ehlo);
+        EXPECT_EQ(ehlo.value().lines, (std::vector<std::string>{"mx.faultline.test", "8BITMIME"}));
+        EXPECT_EQ(client.exchange(model::CommandWriter::auth_plain("alice", "wonderland").value()),
+                  235);
+        EXPECT_EQ(server.sessions()[0].sent.substr(server.sessions()[0].sent.size() - 19),
+                  "235 2.7.0 welcome\r\n");
+        EXPECT_EQ(server.sessions()[0].authenticated_user, "alice");
     });
 }
 

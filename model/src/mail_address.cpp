@@ -1,8 +1,11 @@
 #include "faultline/model/mail_address.h"
 
 #include <cstddef>
+#include <cstdint>
 #include <utility>
+#include <vector>
 
+#include "faultline/model/assert.h"
 #include "faultline/model/mime.h"
 
 namespace faultline::model {
@@ -22,6 +25,226 @@ bool is_ascii(std::string_view text, bool permit_cr_or_lf) noexcept {
         }
     }
     return true;
+}
+
+namespace {
+
+// ---- RFC 3492 Punycode and a simplified IDNA ToASCII (M-13) ------------------------------------
+
+// Strict UTF-8 → code points: no overlong forms, surrogates or values above U+10FFFF.
+std::optional<std::vector<std::uint32_t>> decode_utf8(std::string_view text) {
+    std::vector<std::uint32_t> code_points;
+    std::size_t i = 0;
+    while (i < text.size()) {
+        const auto lead = static_cast<unsigned char>(text[i]);
+        std::size_t length = 0;
+        std::uint32_t value = 0;
+        std::uint32_t minimum = 0;
+        if (lead < 0x80U) {
+            length = 1;
+            value = lead;
+        } else if ((lead & 0xE0U) == 0xC0U) {
+            length = 2;
+            value = lead & 0x1FU;
+            minimum = 0x80U;
+        } else if ((lead & 0xF0U) == 0xE0U) {
+            length = 3;
+            value = lead & 0x0FU;
+            minimum = 0x800U;
+        } else if ((lead & 0xF8U) == 0xF0U) {
+            length = 4;
+            value = lead & 0x07U;
+            minimum = 0x10000U;
+        } else {
+            return std::nullopt;
+        }
+        if (length > text.size() - i) {
+            return std::nullopt;
+        }
+        for (std::size_t k = 1; k < length; ++k) {
+            const auto next = static_cast<unsigned char>(text[i + k]);
+            if ((next & 0xC0U) != 0x80U) {
+                return std::nullopt;
+            }
+            value = (value << 6U) | (next & 0x3FU);
+        }
+        if (value < minimum || value > 0x10FFFFU || (value >= 0xD800U && value <= 0xDFFFU)) {
+            return std::nullopt;
+        }
+        code_points.push_back(value);
+        i += length;
+    }
+    return code_points;
+}
+
+// RFC 3492 §5 parameters.
+constexpr std::uint32_t kBase = 36;
+constexpr std::uint32_t kTmin = 1;
+constexpr std::uint32_t kTmax = 26;
+constexpr std::uint32_t kSkew = 38;
+constexpr std::uint32_t kDamp = 700;
+constexpr std::uint32_t kInitialBias = 72;
+constexpr std::uint32_t kInitialN = 0x80;
+constexpr std::uint32_t kMaxInt = 0xFFFFFFFFU;
+
+// RFC 3492 §6.1.
+std::uint32_t adapt(std::uint32_t delta, std::uint32_t points, bool first_time) {
+    delta = first_time ? delta / kDamp : delta / 2;
+    delta += delta / points;
+    std::uint32_t k = 0;
+    while (delta > ((kBase - kTmin) * kTmax) / 2) {
+        delta /= kBase - kTmin;
+        k += kBase;
+    }
+    return k + (kBase - kTmin + 1) * delta / (delta + kSkew);
+}
+
+char punycode_digit(std::uint32_t digit) {
+    FAULTLINE_ASSERT(digit < kBase);
+    return static_cast<char>(digit < 26 ? 'a' + digit : '0' + (digit - 26));
+}
+
+// RFC 3492 §6.3, over code points.
+std::optional<std::string> punycode_encode_points(const std::vector<std::uint32_t>& input) {
+    std::string output;
+    for (const std::uint32_t c : input) {
+        if (c < 0x80U) {
+            output += static_cast<char>(c);
+        }
+    }
+    const auto basic = static_cast<std::uint32_t>(output.size());
+    std::uint32_t handled = basic;
+    if (basic > 0) {
+        output += '-';
+    }
+    std::uint32_t n = kInitialN;
+    std::uint32_t delta = 0;
+    std::uint32_t bias = kInitialBias;
+    const auto length = static_cast<std::uint32_t>(input.size());
+    while (handled < length) {
+        std::uint32_t m = kMaxInt;
+        for (const std::uint32_t c : input) {
+            if (c >= n && c < m) {
+                m = c;
+            }
+        }
+        if (m - n > (kMaxInt - delta) / (handled + 1)) {
+            return std::nullopt;
+        }
+        delta += (m - n) * (handled + 1);
+        n = m;
+        for (const std::uint32_t c : input) {
+            if (c < n) {
+                if (delta == kMaxInt) {
+                    return std::nullopt;
+                }
+                ++delta;
+            }
+            if (c != n) {
+                continue;
+            }
+            std::uint32_t q = delta;
+            for (std::uint32_t k = kBase;; k += kBase) {
+                const std::uint32_t t = k <= bias ? kTmin : (k >= bias + kTmax ? kTmax : k - bias);
+                if (q < t) {
+                    break;
+                }
+                output += punycode_digit(t + (q - t) % (kBase - t));
+                q = (q - t) / (kBase - t);
+            }
+            output += punycode_digit(q);
+            bias = adapt(delta, handled + 1, handled == basic);
+            delta = 0;
+            ++handled;
+        }
+        ++delta;
+        ++n;
+    }
+    return output;
+}
+
+// A small stand-in for nameprep's case folding: ASCII, Latin-1, basic Greek and Cyrillic capitals.
+std::uint32_t lower_code_point(std::uint32_t c) {
+    if (c >= 'A' && c <= 'Z') {
+        return c + 0x20U;
+    }
+    if ((c >= 0xC0U && c <= 0xDEU && c != 0xD7U) || (c >= 0x391U && c <= 0x3A9U && c != 0x3A2U) ||
+        (c >= 0x410U && c <= 0x42FU)) {
+        return c + 0x20U;
+    }
+    if (c >= 0x400U && c <= 0x40FU) {
+        return c + 0x50U;
+    }
+    return c;
+}
+
+bool is_label_separator(std::uint32_t c) {
+    return c == '.' || c == 0x3002U || c == 0xFF0EU || c == 0xFF61U;
+}
+
+constexpr std::size_t kLabelOctetsMax = 63;
+
+}  // namespace
+
+std::optional<std::string> punycode_encode(std::string_view label) {
+    const auto code_points = decode_utf8(label);
+    if (!code_points) {
+        return std::nullopt;
+    }
+    return punycode_encode_points(*code_points);
+}
+
+std::optional<std::string> idna_to_ascii(std::string_view domain) {
+    const auto code_points = decode_utf8(domain);
+    if (!code_points) {
+        return std::nullopt;
+    }
+    std::string out;
+    std::vector<std::uint32_t> label;
+    const auto finish_label = [&]() -> bool {
+        if (label.empty()) {
+            return false;
+        }
+        bool ascii = true;
+        for (std::uint32_t& c : label) {
+            c = lower_code_point(c);
+            ascii = ascii && c < 0x80U;
+        }
+        std::string encoded;
+        if (ascii) {
+            for (const std::uint32_t c : label) {
+                encoded += static_cast<char>(c);
+            }
+        } else {
+            const auto punycode = punycode_encode_points(label);
+            if (!punycode) {
+                return false;
+            }
+            encoded = "xn--" + *punycode;
+        }
+        if (encoded.size() > kLabelOctetsMax) {
+            return false;
+        }
+        if (!out.empty()) {
+            out += '.';
+        }
+        out += encoded;
+        label.clear();
+        return true;
+    };
+    for (const std::uint32_t c : *code_points) {
+        if (is_label_separator(c)) {
+            if (!finish_label()) {
+                return std::nullopt;
+            }
+        } else {
+            label.push_back(c);
+        }
+    }
+    if (!finish_label()) {
+        return std::nullopt;
+    }
+    return out;
 }
 
 namespace detail {
@@ -282,6 +505,28 @@ std::string MailAddress::smtp_address() const {
     return address;
 }
 
+std::optional<std::string> MailAddress::smtp_address(bool allow_unicode) const {
+    if (allow_unicode) {
+        return smtp_address();
+    }
+    // MailAddress.GetUser: a Unicode local part cannot be downgraded (is_ascii permits CR/LF as
+    // .NET's IsAscii(value, true) does; the parser never lets them through anyway).
+    if (!is_ascii(user_, true)) {
+        return std::nullopt;
+    }
+    std::optional<std::string> host = host_;
+    if (!is_ascii(host_, true)) {
+        host = idna_to_ascii(host_);  // MailAddress.GetHost: IdnMapping.GetAscii
+        if (!host) {
+            return std::nullopt;
+        }
+    }
+    std::string address;
+    address.reserve(user_.size() + 3 + host->size());
+    address.append(1, '<').append(user_).append(1, '@').append(*host).append(1, '>');
+    return address;
+}
+
 std::string MailAddress::ToString() const {
     if (display_name_.empty()) {
         return Address();
@@ -291,12 +536,26 @@ std::string MailAddress::ToString() const {
     return text;
 }
 
-std::string MailAddress::encoded() const {
+std::string MailAddress::encoded() const { return encode_with(Address(), false); }
+
+std::string MailAddress::encoded(bool allow_unicode) const {
+    if (allow_unicode || is_ascii(host_, true)) {
+        return encode_with(Address(), allow_unicode);
+    }
+    // The envelope already refused what cannot be downgraded (M-13); if IDNA fails here the
+    // address is written as it stands rather than failing a second time.
+    const std::optional<std::string> host = idna_to_ascii(host_);
+    std::string address;
+    address.append(user_).append(1, '@').append(host ? *host : host_);
+    return encode_with(address, false);
+}
+
+std::string MailAddress::encode_with(const std::string& address, bool allow_unicode) const {
     if (display_name_.empty()) {
-        return Address();
+        return address;
     }
     std::string text;
-    if (is_ascii(display_name_, false)) {
+    if (allow_unicode || is_ascii(display_name_, false)) {
         // .NET quotes the name as it stands (MailAddress.Encode); we escape '"' and '\' so the
         // result stays one quoted-string.
         text += '"';
@@ -310,7 +569,7 @@ std::string MailAddress::encoded() const {
     } else {
         text = encode_words(display_name_, display_name_encoding_, false);  // Q, M-30.
     }
-    text.append(1, ' ').append(smtp_address());
+    text.append(" <").append(address).append(1, '>');
     return text;
 }
 

@@ -120,13 +120,13 @@ bool equals_ignoring_ascii_case(std::string_view left, std::string_view right) {
     return true;
 }
 
-std::string join_addresses(const std::vector<MailAddress>& addresses) {
+std::string join_addresses(const std::vector<MailAddress>& addresses, bool allow_unicode) {
     std::string joined;
     for (const MailAddress& address : addresses) {
         if (!joined.empty()) {
             joined += ", ";
         }
-        joined += address.encoded();
+        joined += address.encoded(allow_unicode);
     }
     return joined;
 }
@@ -314,23 +314,25 @@ std::string write_message(const MailMessage& message, const MimeOptions& options
         }
         // M-30/M-31: CR, LF or non-ASCII text becomes encoded words. Message.EncodeHeaders turns a
         // null HeadersEncoding into UTF-8, for which ShouldUseBase64Encoding is true: B words.
-        out += write_header(header.name, is_ascii(header.value, false)
-                                             ? header.value
-                                             : encode_words(header.value, TextEncoding::utf8,
-                                                            true));
+        const bool raw = options.allow_unicode
+                             ? header.value.find_first_of("\r\n") == std::string::npos
+                             : is_ascii(header.value, false);
+        out += write_header(header.name,
+                            raw ? header.value
+                                : encode_words(header.value, TextEncoding::utf8, true));
     }
 
     out += write_header("MIME-Version", "1.0");
     // PrepareHeaders adds Sender before From.
     if (message.Sender()) {
-        out += write_header("Sender", message.Sender()->encoded());
+        out += write_header("Sender", message.Sender()->encoded(options.allow_unicode));
     }
-    out += write_header("From", message.From()->encoded());
+    out += write_header("From", message.From()->encoded(options.allow_unicode));
     if (!message.To().empty()) {
-        out += write_header("To", join_addresses(message.To()));
+        out += write_header("To", join_addresses(message.To(), options.allow_unicode));
     }
     if (!message.CC().empty()) {
-        out += write_header("Cc", join_addresses(message.CC()));
+        out += write_header("Cc", join_addresses(message.CC(), options.allow_unicode));
     }
     // Bcc is envelope-only (M-13).
     out += write_header("Date", options.date);
@@ -338,7 +340,7 @@ std::string write_message(const MailMessage& message, const MimeOptions& options
         // M-30: ASCII as is; otherwise B for UTF-8, Q for other encodings; null means UTF-8.
         const TextEncoding encoding = message.SubjectEncoding().value_or(TextEncoding::utf8);
         out += write_header("Subject",
-                            is_ascii(message.Subject(), false)
+                            options.allow_unicode || is_ascii(message.Subject(), false)
                                 ? message.Subject()
                                 : encode_words(message.Subject(), encoding,
                                                encoding == TextEncoding::utf8));

@@ -1,7 +1,9 @@
 // Goal: MailAddress parses and writes addresses as System.Net.Mail.MailAddress does, refuses CR/LF
 // injection (M-31), gives the envelope form (M-13) and encodes display names (M-30); MailMessage
-// refuses a Subject with CR or LF (M-31) and orders the envelope (M-13).
-// Method: table-driven parse cases and literal expected strings worked out by hand.
+// refuses a Subject with CR or LF (M-31) and orders the envelope (M-13); RFC 3492 Punycode and the
+// simplified IDNA ToASCII behind the SMTPUTF8-less envelope (M-13); DSN options (M-23).
+// Method: table-driven parse cases and literal expected strings worked out by hand; Punycode
+// against the RFC 3492 §7.1 samples (cross-checked with Python's punycode codec).
 #include "faultline/model/mail_address.h"
 
 #include <gtest/gtest.h>
@@ -160,6 +162,99 @@ TEST(MailMessage, EnvelopeIsSenderThenToCcBccInOrder) {  // M-13
     EXPECT_EQ(envelope_sender(message)->Address(), "jane@contoso.com");
     message.Sender(MailAddress("office@contoso.com"));
     EXPECT_EQ(envelope_sender(message)->Address(), "office@contoso.com");
+}
+
+// ---- RFC 3492 / IDNA (M-13) ----------------------------------------------------------------
+
+TEST(Punycode, EncodesTheRfc3492Samples) {
+    // §7.1 (A) Arabic (Egyptian), (B) Chinese (simplified), (L) 3<nen>B<gumi><kinpachi><sensei>.
+    EXPECT_EQ(punycode_encode("\u0644\u064a\u0647\u0645\u0627\u0628\u062a\u0643\u0644\u0645\u0648"
+                              "\u0634\u0639\u0631\u0628\u064a\u061f"),
+              "egbpdaj6bu4bxfgehfvwxn");
+    EXPECT_EQ(punycode_encode("\u4ed6\u4eec\u4e3a\u4ec0\u4e48\u4e0d\u8bf4\u4e2d\u6587"),
+              "ihqwcrb4cv8a8dqg056pqjye");
+    // Basic code points keep their case and come first, then '-' (§6.3).
+    EXPECT_EQ(punycode_encode("3\u5e74B\u7d44\u91d1\u516b\u5148\u751f"), "3B-ww4c5e180e575a65lsy2b");
+    EXPECT_EQ(punycode_encode("b\u00fccher"), "bcher-kva");
+    EXPECT_EQ(punycode_encode("m\u00fcnchen"), "mnchen-3ya");
+    EXPECT_EQ(punycode_encode("abc"), "abc-");
+    EXPECT_EQ(punycode_encode(""), "");
+}
+
+TEST(Punycode, RefusesInvalidUtf8) {
+    EXPECT_FALSE(punycode_encode("\xc3"));          // truncated sequence
+    EXPECT_FALSE(punycode_encode("\xc0\xaf"));      // overlong '/'
+    EXPECT_FALSE(punycode_encode("\xed\xa0\x80"));  // UTF-16 surrogate
+    EXPECT_FALSE(punycode_encode("\xf4\x90\x80\x80"));  // above U+10FFFF
+    EXPECT_FALSE(punycode_encode("a\xffz"));
+}
+
+TEST(Idna, EncodesNonAsciiLabelsOnly) {
+    EXPECT_EQ(idna_to_ascii("b\u00fccher.example"), "xn--bcher-kva.example");
+    // Lower-cased before encoding (ASCII, Latin-1, Cyrillic), every label.
+    EXPECT_EQ(idna_to_ascii("B\u00dcCHER.Example"), "xn--bcher-kva.example");
+    EXPECT_EQ(idna_to_ascii("\u041f\u0420\u0418\u041c\u0415\u0420.\u0438\u0441\u043f\u044b\u0442"
+                            "\u0430\u043d\u0438\u0435"),
+              "xn--e1afmkfd.xn--80akhbyknj4f");
+    // The ideographic full stop separates labels like '.'.
+    EXPECT_EQ(idna_to_ascii("m\u00fcnchen\u3002de"), "xn--mnchen-3ya.de");
+    EXPECT_EQ(idna_to_ascii("plain.example"), "plain.example");
+}
+
+TEST(Idna, RefusesEmptyAndOverlongLabels) {
+    EXPECT_FALSE(idna_to_ascii("b\u00fccher..example"));
+    EXPECT_FALSE(idna_to_ascii(""));
+    EXPECT_FALSE(idna_to_ascii("\xff.example"));
+    std::string long_label = "\u00fc";
+    for (int i = 0; i < 60; ++i) {
+        long_label += 'a';
+    }
+    EXPECT_FALSE(idna_to_ascii(long_label + ".example"));  // 4 + 60 + 3 octets > 63
+}
+
+TEST(MailAddress, SmtpAddressDowngradesOnlyTheDomain) {  // M-13, MailAddress.GetSmtpAddress
+    const MailAddress idn("ben@b\u00fccher.example");
+    EXPECT_EQ(idn.smtp_address(false), "<ben@xn--bcher-kva.example>");
+    EXPECT_EQ(idn.smtp_address(true), "<ben@b\u00fccher.example>");
+    EXPECT_EQ(idn.smtp_address(), "<ben@b\u00fccher.example>");  // unchanged: no mapping
+    const MailAddress unicode_user("j\u00f6se@x.test");
+    EXPECT_FALSE(unicode_user.smtp_address(false));
+    EXPECT_EQ(unicode_user.smtp_address(true), "<j\u00f6se@x.test>");
+    EXPECT_EQ(MailAddress("ben@x.test").smtp_address(false), "<ben@x.test>");
+}
+
+TEST(MailAddress, EncodedFollowsAllowUnicode) {  // M-30, MailAddress.Encode(allowUnicode)
+    const MailAddress address("ben@b\u00fccher.example", "Ben \u00d8");
+    EXPECT_EQ(address.encoded(true), "\"Ben \u00d8\" <ben@b\u00fccher.example>");
+    EXPECT_EQ(address.encoded(false), "=?utf-8?Q?Ben_=C3=98?= <ben@xn--bcher-kva.example>");
+    EXPECT_EQ(MailAddress("ann@x.test").encoded(false), "ann@x.test");
+    EXPECT_EQ(MailAddress("ann@b\u00fccher.example").encoded(false), "ann@xn--bcher-kva.example");
+}
+
+// ---- DSN (M-23) ------------------------------------------------------------------------------
+
+TEST(MailMessage, DeliveryNotificationOptionsAreCheckedAndWritten) {
+    MailMessage message;
+    EXPECT_EQ(message.DeliveryNotificationOptions(), DeliveryNotificationOptions::None);
+    const auto all = DeliveryNotificationOptions::OnSuccess | DeliveryNotificationOptions::OnFailure |
+                     DeliveryNotificationOptions::Delay;
+    message.DeliveryNotificationOptions(all);
+    EXPECT_EQ(message.DeliveryNotificationOptions(), all);
+    message.DeliveryNotificationOptions(DeliveryNotificationOptions::Never);
+    EXPECT_THROW(message.DeliveryNotificationOptions(DeliveryNotificationOptions::Never |
+                                                     DeliveryNotificationOptions::OnSuccess),
+                 ArgumentOutOfRangeException);
+    EXPECT_THROW(message.DeliveryNotificationOptions(static_cast<DeliveryNotificationOptions>(8)),
+                 ArgumentOutOfRangeException);
+    EXPECT_EQ(message.DeliveryNotificationOptions(), DeliveryNotificationOptions::Never);
+
+    EXPECT_EQ(delivery_notify_parameter(DeliveryNotificationOptions::None), "");
+    EXPECT_EQ(delivery_notify_parameter(DeliveryNotificationOptions::Never), "NOTIFY=NEVER");
+    EXPECT_EQ(delivery_notify_parameter(all), "NOTIFY=SUCCESS,FAILURE,DELAY");
+    EXPECT_EQ(delivery_notify_parameter(DeliveryNotificationOptions::Delay |
+                                        DeliveryNotificationOptions::OnFailure),
+              "NOTIFY=FAILURE,DELAY");
+    EXPECT_EQ(delivery_notify_parameter(DeliveryNotificationOptions::OnSuccess), "NOTIFY=SUCCESS");
 }
 
 }  // namespace

@@ -19,7 +19,7 @@ namespace faultline::model {
 namespace {
 
 constexpr std::string_view kArrows = "\xE2\x86\x90\xE2\x86\x91\xE2\x86\x92\xE2\x86\x93";  // U+2190..3
-const MimeOptions kOptions{"21 Nov 2026 10:46:05 +0000", false};
+const MimeOptions kOptions{.date = "21 Nov 2026 10:46:05 +0000", .pass_bare_line_ends = false};
 
 std::vector<std::string_view> lines_of(std::string_view text) {
     std::vector<std::string_view> lines;
@@ -162,7 +162,7 @@ TEST(Mime, ExplicitSevenBitNormalisesUnlessReproducingDotnet) {  // M-29, W-12, 
     EXPECT_FALSE(contains_bare_line_feed(safe));
     EXPECT_EQ(dot_stuff(body_of(safe)), "a\r\n..\r\nb\r\nc\r\nd");
 
-    const std::string exposed = write_message(message, MimeOptions{kOptions.date, true});
+    const std::string exposed = write_message(message, MimeOptions{.date = kOptions.date, .pass_bare_line_ends = true});
     EXPECT_EQ(body_of(exposed), "a\n.\nb\rc\r\nd");
     EXPECT_TRUE(contains_bare_line_feed(exposed));
     // M-28: .NET does not stuff the '.' after a bare LF, so LF "." LF reaches the wire.
@@ -215,6 +215,33 @@ TEST(Mime, SubjectAsciiAsIsAndNonAsciiEncoded) {  // M-30
               std::string::npos);
     message.Subject("");
     EXPECT_EQ(write_message(message, kOptions).find("Subject:"), std::string::npos);
+}
+
+TEST(Mime, AllowUnicodeWritesRawUtf8Headers) {  // M-30 (SMTPUTF8 + International), M-13
+    MailMessage message(MailAddress("j\u00f6se@b\u00fccher.example", "J\u00f6se"),
+                        MailAddress("ben@b\u00fccher.example"));
+    message.Subject("Gr\u00fc\u00dfe");
+    message.Headers().Add("X-Name", "M\u00fcller");
+    message.Headers().Add("X-Note", "a\r\nBcc: evil@example.com");
+    MimeOptions unicode = kOptions;
+    unicode.allow_unicode = true;
+    const std::string raw = write_message(message, unicode);
+    EXPECT_TRUE(raw.starts_with("X-Name: M\u00fcller\r\n"
+                                "X-Note: =?utf-8?B?YQ0KQmNjOiBldmlsQGV4YW1wbGUuY29t?=\r\n"
+                                "MIME-Version: 1.0\r\n"
+                                "From: \"J\u00f6se\" <j\u00f6se@b\u00fccher.example>\r\n"
+                                "To: ben@b\u00fccher.example\r\n"))
+        << raw;
+    EXPECT_NE(raw.find("\r\nSubject: Gr\u00fc\u00dfe\r\n"), std::string::npos) << raw;
+    // Without it: encoded words, and the domain IDNA-encoded as in the envelope.
+    const std::string seven_bit = write_message(message, kOptions);
+    EXPECT_TRUE(seven_bit.starts_with("X-Name: =?utf-8?B?TcO8bGxlcg==?=\r\n")) << seven_bit;
+    EXPECT_NE(seven_bit.find("\r\nFrom: =?utf-8?Q?J=C3=B6se?= <j\u00f6se@xn--bcher-kva.example>\r\n"
+                             "To: ben@xn--bcher-kva.example\r\n"),
+              std::string::npos)
+        << seven_bit;
+    EXPECT_NE(seven_bit.find("\r\nSubject: =?utf-8?B?R3LDvMOfZQ==?=\r\n"), std::string::npos)
+        << seven_bit;
 }
 
 TEST(Mime, HeaderValueWithCrlfBecomesEncodedWord) {  // M-31

@@ -13,6 +13,8 @@ TEST(Profile, NamesResolveAndUnknownNamesDoNot) {
     EXPECT_FALSE(profile_by_name("windows"));
     EXPECT_TRUE(profile_by_name("documented")->stream_send_may_be_partial);   // S-9
     EXPECT_FALSE(profile_by_name("dotnet-unix")->stream_send_may_be_partial);
+    EXPECT_TRUE(profile_by_name("documented")->smtp_auth_plain);  // M-21
+    EXPECT_FALSE(profile_by_name("dotnet-unix")->smtp_auth_plain);
 }
 
 TEST(Profile, OperatingErrorsMapAsTheUnixEngineDoes) {  // S-12

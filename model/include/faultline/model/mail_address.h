@@ -1,7 +1,7 @@
 // MailAddress: an RFC 5322 mailbox ("local@domain" or "Display Name <local@domain>") as
 // System.Net.Mail.MailAddress shapes it. Invariant: a constructed address has a non-empty User and
-// Host and no CR or LF anywhere (M-31). Pure value type: no IDN mapping, no SMTPUTF8 decisions
-// (those belong to the SmtpClient, M-13).
+// Host and no CR or LF anywhere (M-31). Pure value type: it knows how to write its envelope form
+// with or without SMTPUTF8 (IDNA for the domain, M-13), but the SmtpClient decides which applies.
 #pragma once
 
 #include <optional>
@@ -37,6 +37,18 @@ enum class TextEncoding { ascii, utf8 };
 /// encoded (M-31).
 [[nodiscard]] bool is_ascii(std::string_view text, bool permit_cr_or_lf) noexcept;
 
+/// RFC 3492 Punycode of one label given as UTF-8 (the part after "xn--"; the ASCII code points
+/// first, then the encoded deltas). nullopt for invalid UTF-8 or an arithmetic overflow. An
+/// all-ASCII label comes back with a trailing '-' as RFC 3492 §6.3 prescribes.
+[[nodiscard]] std::optional<std::string> punycode_encode(std::string_view label);
+
+/// IDNA ToASCII for a whole domain (what MailAddress.GetHost does with IdnMapping.GetAscii when
+/// SMTPUTF8 is not in use, M-13), simplified: labels split at '.', U+3002, U+FF0E and U+FF61;
+/// letters lower-cased (ASCII, Latin-1, basic Greek and Cyrillic only: no full nameprep or
+/// UTS #46 mapping); every label holding non-ASCII becomes "xn--" + punycode. nullopt for invalid
+/// UTF-8, an empty label or a label longer than 63 octets (RFC 5890 §2.3.2.1).
+[[nodiscard]] std::optional<std::string> idna_to_ascii(std::string_view domain);
+
 class MailAddress {
 public:
     /// Parses "local@domain", "<local@domain>", "Display <local@domain>" or
@@ -69,18 +81,30 @@ public:
     /// The envelope form used in MAIL FROM and RCPT TO: "<user@host>" (M-13). No IDN mapping: a
     /// non-ASCII address is returned as is, and the SmtpClient decides (M-13).
     [[nodiscard]] std::string smtp_address() const;
+    /// MailAddress.GetSmtpAddress(allowUnicode) (M-13): "<user@host>" as is with
+    /// `allow_unicode` (SMTPUTF8 negotiated and DeliveryFormat International); otherwise a
+    /// non-ASCII host is IDNA-encoded (idna_to_ascii). nullopt where .NET throws SmtpException:
+    /// a non-ASCII User without `allow_unicode`, or a host IDNA refuses (the caller tells them
+    /// apart by User()).
+    [[nodiscard]] std::optional<std::string> smtp_address(bool allow_unicode) const;
 
     /// The header form (MailAddress.Encode): "user@host" without a display name; otherwise an
     /// ASCII display name quoted, a non-ASCII one as RFC 2047 Q-encoded words in
     /// DisplayNameEncoding (M-30), then " <user@host>". Never contains CR or LF; folding is the
     /// header writer's job.
     [[nodiscard]] std::string encoded() const;
+    /// MailAddress.Encode(allowUnicode): with `allow_unicode` (M-30, SMTPUTF8 in use) any display
+    /// name is quoted as it stands, UTF-8 and all, and the address is written raw; otherwise as
+    /// encoded(), but with a non-ASCII host IDNA-encoded when that succeeds (M-13).
+    [[nodiscard]] std::string encoded(bool allow_unicode) const;
 
     /// Case-insensitive comparison of ToString(), as MailAddress.Equals (ASCII case folding only).
     friend bool operator==(const MailAddress& left, const MailAddress& right);
 
 private:
     MailAddress(detail::ParsedMailAddress parsed, TextEncoding display_name_encoding);
+    /// The header form around `address` ("user@host" in the chosen form).
+    [[nodiscard]] std::string encode_with(const std::string& address, bool allow_unicode) const;
 
     std::string display_name_;
     std::string user_;

@@ -20,6 +20,53 @@ namespace faultline::model {
 /// choose: base64 for a UTF-8 body, quoted-printable for an ASCII one (M-29).
 enum class TransferEncoding { unknown, seven_bit, eight_bit, quoted_printable, base64 };
 
+/// System.Net.Mail.DeliveryNotificationOptions (flags; M-23): the DSN NOTIFY= parameter of each
+/// RCPT TO, sent only when the server advertised DSN. Never is exclusive; the setter refuses it
+/// combined with the others.
+enum class DeliveryNotificationOptions : int {
+    None = 0,
+    OnSuccess = 1,
+    OnFailure = 2,
+    Delay = 4,
+    Never = 134217728,
+};
+
+[[nodiscard]] constexpr DeliveryNotificationOptions operator|(DeliveryNotificationOptions left,
+                                                              DeliveryNotificationOptions right) {
+    return static_cast<DeliveryNotificationOptions>(static_cast<int>(left) |
+                                                    static_cast<int>(right));
+}
+[[nodiscard]] constexpr DeliveryNotificationOptions operator&(DeliveryNotificationOptions left,
+                                                              DeliveryNotificationOptions right) {
+    return static_cast<DeliveryNotificationOptions>(static_cast<int>(left) &
+                                                    static_cast<int>(right));
+}
+
+/// The RCPT parameter for `options` as MailMessage.BuildDeliveryStatusNotificationString writes
+/// it, without the leading space: "" for None, "NOTIFY=NEVER", else "NOTIFY=" and SUCCESS,
+/// FAILURE, DELAY in that order, comma-separated.
+[[nodiscard]] inline std::string delivery_notify_parameter(DeliveryNotificationOptions options) {
+    if (options == DeliveryNotificationOptions::None) {
+        return {};
+    }
+    if (options == DeliveryNotificationOptions::Never) {
+        return "NOTIFY=NEVER";
+    }
+    std::string parameter = "NOTIFY=";
+    const auto add = [&](DeliveryNotificationOptions flag, std::string_view keyword) {
+        if ((options & flag) != DeliveryNotificationOptions::None) {
+            if (parameter.back() != '=') {
+                parameter += ',';
+            }
+            parameter += keyword;
+        }
+    };
+    add(DeliveryNotificationOptions::OnSuccess, "SUCCESS");
+    add(DeliveryNotificationOptions::OnFailure, "FAILURE");
+    add(DeliveryNotificationOptions::Delay, "DELAY");
+    return parameter;
+}
+
 /// One user-supplied header. Values holding CR, LF or non-ASCII text are written as encoded words
 /// (M-31), so they cannot break the header block.
 struct MailHeader {
@@ -112,6 +159,18 @@ public:
     [[nodiscard]] bool IsBodyHtml() const noexcept { return is_body_html_; }
     void IsBodyHtml(bool value) noexcept { is_body_html_ = value; }
 
+    /// DSN requests for every recipient (M-23); None by default. A value above
+    /// OnSuccess|OnFailure|Delay other than exactly Never → ArgumentOutOfRangeException("value").
+    [[nodiscard]] model::DeliveryNotificationOptions DeliveryNotificationOptions() const noexcept {
+        return delivery_notification_options_;
+    }
+    void DeliveryNotificationOptions(model::DeliveryNotificationOptions value) {
+        if (static_cast<unsigned>(value) > 7U && value != model::DeliveryNotificationOptions::Never) {
+            throw ArgumentOutOfRangeException("value");
+        }
+        delivery_notification_options_ = value;
+    }
+
     [[nodiscard]] HeaderCollection& Headers() noexcept { return headers_; }
     [[nodiscard]] const HeaderCollection& Headers() const noexcept { return headers_; }
 
@@ -127,6 +186,8 @@ private:
     std::optional<TextEncoding> body_encoding_;
     TransferEncoding body_transfer_encoding_ = TransferEncoding::unknown;
     bool is_body_html_ = false;
+    model::DeliveryNotificationOptions delivery_notification_options_ =
+        model::DeliveryNotificationOptions::None;
     HeaderCollection headers_;
 };
 

@@ -30,6 +30,11 @@ struct MimeOptions {
     /// transfer encoding, .NET passes bare CR and LF through. When false (the default, W-16) such
     /// bodies have every bare CR or LF turned into CRLF. No effect on QP and base64 bodies.
     bool pass_bare_line_ends = false;
+    /// M-30: SMTPUTF8 was negotiated and DeliveryFormat is International (.NET's allowUnicode).
+    /// Display names are then quoted as they stand, addresses, Subject and user header values go
+    /// out as raw UTF-8 (a user header value holding CR or LF is still encoded, M-31). When false,
+    /// a non-ASCII address domain in a header is IDNA-encoded as in the envelope (M-13).
+    bool allow_unicode = false;
 };
 
 /// RFC 4648 base64 of `bytes`, broken into CRLF-separated lines of `line_length` characters

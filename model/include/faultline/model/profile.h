@@ -68,6 +68,10 @@ struct Profile {
     /// M-24: replies are read as RFC 5321 §4.2 allows, code-only lines included (documented) or
     /// as SmtpReplyReaderFactory does, a code-only line being malformed (dotnet-unix).
     bool smtp_reply_strict_dotnet;
+    /// M-21: with Credentials set, SmtpClient tries AUTH LOGIN and then, if LOGIN was not
+    /// advertised or failed, AUTH PLAIN (RFC 4616) when advertised (documented: the harness's
+    /// fuller client), or never uses PLAIN because .NET has no PLAIN module (dotnet-unix).
+    bool smtp_auth_plain;
 };
 
 inline constexpr Profile kDocumented{
@@ -89,6 +93,7 @@ inline constexpr Profile kDocumented{
     .smtp_send_async_wraps_validation_errors = false,
     .smtp_send_async_timeout = false,
     .smtp_reply_strict_dotnet = false,
+    .smtp_auth_plain = true,
 };
 
 inline constexpr Profile kDotnetUnix{
@@ -110,6 +115,7 @@ inline constexpr Profile kDotnetUnix{
     .smtp_send_async_wraps_validation_errors = true,
     .smtp_send_async_timeout = true,
     .smtp_reply_strict_dotnet = true,
+    .smtp_auth_plain = false,
 };
 
 /// "documented" or "dotnet-unix"; nullopt otherwise.

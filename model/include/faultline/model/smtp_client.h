@@ -1,9 +1,10 @@
 // SmtpClient<T>: System.Net.Mail.SmtpClient (SendAsync, SendAsyncCancel, Send, Dispose) over any
 // Transport, with the exception types it throws. Invariant: every SendAsync that passes the
 // synchronous checks (M-1) raises SendCompleted exactly once, on a pool thread, after the
-// in-progress flag was cleared (M-5, M-7). Commands go one at a time (M-22). It does no TLS,
-// no AUTH, no pickup directory and no SMTPUTF8 negotiation; Host must be an IPv4 literal or
-// "localhost" (the transports have no resolver).
+// in-progress flag was cleared (M-5, M-7). Commands go one at a time (M-22). AUTH LOGIN (and
+// PLAIN per profile) with Credentials (M-21), SMTPUTF8/DSN parameters (M-23) and IDNA domains
+// (M-13) are supported; TLS is not (EnableSsl fails fast, M-20 is a later issue), nor the pickup
+// directory; Host must be an IPv4 literal or "localhost" (the transports have no resolver).
 #pragma once
 
 #include <any>
@@ -138,6 +139,22 @@ struct AsyncCompletedEventArgs {
     DeliveryOutcome delivery = DeliveryOutcome::not_delivered;
 };
 
+/// System.Net.NetworkCredential, reduced to what SMTP AUTH uses (no Domain).
+struct NetworkCredential {
+    std::string UserName;
+    std::string Password;
+
+    friend bool operator==(const NetworkCredential&, const NetworkCredential&) = default;
+};
+
+/// System.Net.Mail.SmtpDeliveryFormat (M-23): International asks for SMTPUTF8 when the server
+/// advertises it.
+enum class SmtpDeliveryFormat : std::uint8_t { SevenBit = 0, International = 1 };
+
+/// The message of the NotSupportedException Send and SendAsync throw while EnableSsl is true.
+inline constexpr std::string_view kEnableSslNotSupported =
+    "faultline: EnableSsl (STARTTLS, M-20) is not supported yet";
+
 /// The EHLO/HELO argument: fixed, so transcripts are reproducible (.NET uses the host name).
 inline constexpr std::string_view kSmtpClientDomain = "client.faultline.test";
 /// SmtpClient's defaults (M-4).
@@ -220,6 +237,73 @@ namespace detail {
     }
     return std::make_exception_ptr(
         SmtpException(SmtpStatusCode::GeneralFailure, "Failure sending mail.", inner));
+}
+
+/// What one EHLO reply advertised, read as SmtpConnection.ParseExtensions does: keywords compared
+/// case-insensitively by prefix ("AUTH", "DSN", "SMTPUTF8"), AUTH mechanisms split at ' ' and
+/// '='. After a HELO fallback only LOGIN is assumed (M-19).
+struct ServerExtensions {
+    bool auth_login = false;
+    bool auth_plain = false;
+    bool dsn = false;
+    bool smtputf8 = false;
+};
+
+[[nodiscard]] inline bool starts_with_ignoring_case(std::string_view text, std::string_view prefix) {
+    if (text.size() < prefix.size()) {
+        return false;
+    }
+    for (std::size_t i = 0; i < prefix.size(); ++i) {
+        char c = text[i];
+        if (c >= 'a' && c <= 'z') {
+            c = static_cast<char>(c - 'a' + 'A');
+        }
+        if (c != prefix[i]) {
+            return false;
+        }
+    }
+    return true;
+}
+
+[[nodiscard]] inline ServerExtensions parse_extensions(const Reply& ehlo_reply) {
+    ServerExtensions extensions;
+    for (std::size_t i = 1; i < ehlo_reply.lines.size(); ++i) {
+        const std::string_view line = ehlo_reply.lines[i];
+        if (starts_with_ignoring_case(line, "AUTH")) {
+            std::string_view rest = line.substr(4);
+            while (!rest.empty()) {
+                const std::size_t end = rest.find_first_of(" =");
+                const std::string_view mechanism = rest.substr(0, end);
+                if (mechanism.size() == 5 && starts_with_ignoring_case(mechanism, "LOGIN")) {
+                    extensions.auth_login = true;
+                } else if (mechanism.size() == 5 && starts_with_ignoring_case(mechanism, "PLAIN")) {
+                    extensions.auth_plain = true;
+                }
+                rest = end == std::string_view::npos ? std::string_view() : rest.substr(end + 1);
+            }
+        } else if (starts_with_ignoring_case(line, "DSN")) {
+            extensions.dsn = true;
+        } else if (starts_with_ignoring_case(line, "SMTPUTF8")) {
+            extensions.smtputf8 = true;
+        }
+    }
+    return extensions;
+}
+
+/// M-13: what MailAddress.GetSmtpAddress throws when an address cannot be sent as it is.
+[[nodiscard]] inline std::exception_ptr address_error(const MailAddress& address) {
+    if (!is_ascii(address.User(), true)) {
+        return std::make_exception_ptr(SmtpException(
+            SmtpStatusCode::GeneralFailure,
+            "The client or server is only configured for E-mail addresses with ASCII "
+            "local-parts: " +
+                address.Address() + "."));
+    }
+    return std::make_exception_ptr(
+        SmtpException(SmtpStatusCode::GeneralFailure,
+                      "The address has an invalid host name: " + address.Address() + ".",
+                      std::make_exception_ptr(ArgumentException(
+                          "Decoded string is not a valid IDN name.", "unicode"))));
 }
 
 [[nodiscard]] inline bool is_recipient_failure(int code) {
@@ -328,6 +412,49 @@ public:
         state_->timeout_ms = value;
     }
 
+    /// Credentials for AUTH (M-21); nullopt (the default, .NET null) sends no AUTH. During a send
+    /// → InvalidOperationException (M-4); a change drops the cached connection (M-12).
+    [[nodiscard]] std::optional<NetworkCredential> Credentials() const {
+        std::unique_lock lock(state_->mutex);
+        return state_->credentials;
+    }
+    void Credentials(std::optional<NetworkCredential> value) {
+        std::unique_lock lock(state_->mutex);
+        state_->check_not_in_send();
+        if (state_->credentials != value) {
+            state_->drop_connection(/*abortive=*/false);
+        }
+        state_->credentials = std::move(value);
+    }
+
+    /// EnableSsl (default false). During a send → InvalidOperationException; a change drops the
+    /// cached connection (M-12). While true, Send and SendAsync throw NotSupportedException
+    /// (kEnableSslNotSupported) without touching the network: TLS (M-20) is a later issue.
+    [[nodiscard]] bool EnableSsl() const {
+        std::unique_lock lock(state_->mutex);
+        return state_->enable_ssl;
+    }
+    void EnableSsl(bool value) {
+        std::unique_lock lock(state_->mutex);
+        state_->check_not_in_send();
+        if (state_->enable_ssl != value) {
+            state_->drop_connection(/*abortive=*/false);
+        }
+        state_->enable_ssl = value;
+    }
+
+    /// DeliveryFormat (default SevenBit, M-23). During a send → InvalidOperationException.
+    /// International takes effect only where the server advertises SMTPUTF8.
+    [[nodiscard]] SmtpDeliveryFormat DeliveryFormat() const {
+        std::unique_lock lock(state_->mutex);
+        return state_->delivery_format;
+    }
+    void DeliveryFormat(SmtpDeliveryFormat value) {
+        std::unique_lock lock(state_->mutex);
+        state_->check_not_in_send();
+        state_->delivery_format = value;
+    }
+
     /// The Date header value written into every message (model/ has no clock).
     [[nodiscard]] std::string DateHeader() const {
         std::unique_lock lock(state_->mutex);
@@ -367,6 +494,7 @@ public:
             throw SmtpException(
                 SmtpStatusCode::GeneralFailure, "Failure sending mail.", std::current_exception());
         }
+        state.check_enable_ssl();
         state.in_progress = true;
         state.cancel_requested = false;
         state.timed_out = false;
@@ -407,6 +535,7 @@ public:
                     "canceled before you can call this method.");
             }
             state.validate(&message);
+            state.check_enable_ssl();
             state.in_progress = true;
             state.cancel_requested = false;
             state.timed_out = false;
@@ -480,6 +609,9 @@ private:
         int port = kSmtpDefaultPort;
         int timeout_ms = kSmtpDefaultTimeoutMs;
         std::string date_header = "Sat, 21 Nov 2026 10:00:00 +0000";
+        std::optional<NetworkCredential> credentials;
+        bool enable_ssl = false;
+        SmtpDeliveryFormat delivery_format = SmtpDeliveryFormat::SevenBit;
         std::vector<SendCompletedHandler> handlers;
         bool disposed = false;
         bool in_progress = false;
@@ -488,6 +620,7 @@ private:
         std::uint64_t generation = 0;
         std::optional<ConnectionId> connection;  // cached between sends (M-12)
         std::optional<ReplyParser> parser;       // the cached connection's reply reader
+        detail::ServerExtensions extensions;     // what the cached connection's EHLO advertised
 
         // ---- with the lock held ------------------------------------------------------------
 
@@ -529,6 +662,16 @@ private:
             }
         }
 
+        /// After the M-1 checks, so they keep their order. Not wrapped under any profile: this is
+        /// a harness limitation, not .NET behaviour (real .NET would try STARTTLS, M-20), and a
+        /// bare NotSupportedException cannot be mistaken for one of the M-2 shapes. No
+        /// SendCompleted, no connection.
+        void check_enable_ssl() const {
+            if (enable_ssl) {
+                throw NotSupportedException(std::string(kEnableSslNotSupported));
+            }
+        }
+
         void drop_connection(bool abortive) {
             if (!connection) {
                 return;
@@ -540,6 +683,7 @@ private:
             }
             connection.reset();
             parser.reset();
+            extensions = {};
         }
 
         void cancel_locked() {
@@ -741,7 +885,9 @@ private:
             if (!ehlo) {
                 return fail(ehlo.error());
             }
+            bool helo = false;
             if (ehlo.value().code == 500 || ehlo.value().code == 502) {
+                helo = true;
                 ehlo = exchange(CommandWriter::helo(kSmtpClientDomain).value());
                 if (!ehlo) {
                     return fail(ehlo.error());
@@ -749,6 +895,71 @@ private:
             }
             if (ehlo.value().code != 250) {
                 return fail(detail::reply_error(ehlo.value()));
+            }
+            std::optional<NetworkCredential> credential;
+            {
+                std::unique_lock lock(mutex);
+                if (helo) {
+                    extensions = detail::ServerExtensions{.auth_login = true};  // M-19
+                } else {
+                    extensions = detail::parse_extensions(ehlo.value());
+                }
+                credential = credentials;
+            }
+            if (credential) {
+                return authenticate(*credential);
+            }
+            return std::nullopt;
+        }
+
+        /// AUTH LOGIN: 334 → user → 334 → password; true on 235, false on any other reply
+        /// (a 334 after the password included: we have nothing more to say).
+        Result<bool> auth_login(const NetworkCredential& credential) {
+            auto reply = exchange(CommandWriter::auth_login());
+            for (int step = 0;; ++step) {
+                if (!reply) {
+                    return reply.error();
+                }
+                const int code = reply.value().code;
+                if (code == 235) {
+                    return true;
+                }
+                if (code != 334 || step == 2) {
+                    return false;
+                }
+                reply = exchange(CommandWriter::auth_response(step == 0 ? credential.UserName
+                                                                        : credential.Password));
+            }
+        }
+
+        /// M-21: the mechanisms in .NET's order (Negotiate and NTLM do not exist here), LOGIN,
+        /// then PLAIN where the profile allows it; a refusal moves to the next; if none
+        /// succeeds the send carries on unauthenticated and the server's later refusal (e.g.
+        /// 530 on MAIL) is the error. Only transport failures end the send here.
+        std::optional<Outcome> authenticate(const NetworkCredential& credential) {
+            detail::ServerExtensions advertised;
+            {
+                std::unique_lock lock(mutex);
+                advertised = extensions;
+            }
+            if (advertised.auth_login) {
+                auto succeeded = auth_login(credential);
+                if (!succeeded) {
+                    return fail(succeeded.error());
+                }
+                if (succeeded.value()) {
+                    return std::nullopt;
+                }
+            }
+            if (profile.smtp_auth_plain && advertised.auth_plain) {
+                // A line the writer refuses (CR/LF or over 512 bytes) is a mechanism that failed.
+                auto command = CommandWriter::auth_plain(credential.UserName, credential.Password);
+                if (command) {
+                    auto reply = exchange(std::move(command.value()));
+                    if (!reply) {
+                        return fail(reply.error());
+                    }
+                }
             }
             return std::nullopt;
         }
@@ -763,15 +974,35 @@ private:
                 all ? "Unable to send to all recipients." : "Unable to send to a recipient."));
         }
 
-        static std::string bare(const MailAddress& address) { return address.Address(); }
+        /// "<a@b>" → "a@b" (the command writer adds the brackets).
+        static std::string bare(const std::string& smtp_address) {
+            FAULTLINE_ASSERT(smtp_address.size() >= 2);
+            return smtp_address.substr(1, smtp_address.size() - 2);
+        }
 
         /// The whole transaction (M-13 … M-17, M-26).
         Outcome transact(const MailMessage& message) {
             if (auto failed = open_session()) {
                 return std::move(*failed);
             }
+            bool allow_unicode = false;
+            bool dsn = false;
+            {
+                std::unique_lock lock(mutex);
+                // SmtpClient.IsUnicodeSupported (M-23): both sides must agree.
+                allow_unicode =
+                    delivery_format == SmtpDeliveryFormat::International && extensions.smtputf8;
+                dsn = extensions.dsn;
+            }
+            // M-13: the address is built when the command is, so a bad sender fails after EHLO
+            // (and AUTH), before anything of the transaction is sent.
             const auto sender = envelope_sender(message);
-            auto mail = CommandWriter::mail_from(bare(*sender));
+            const auto sender_address = sender->smtp_address(allow_unicode);
+            if (!sender_address) {
+                return fail(detail::address_error(*sender));
+            }
+            auto mail = CommandWriter::mail_from(bare(*sender_address),
+                                                 allow_unicode ? "BODY=8BITMIME SMTPUTF8" : "");
             if (!mail) {
                 return fail(mail.error());
             }
@@ -784,8 +1015,17 @@ private:
             }
             std::vector<SmtpFailedRecipientException> failed;
             std::size_t accepted = 0;
+            // M-23: NOTIFY only where DSN was advertised (SmtpConnection.DSNEnabled).
+            const std::string notify =
+                dsn ? delivery_notify_parameter(message.DeliveryNotificationOptions()) : "";
             for (const MailAddress& recipient : envelope_recipients(message)) {
-                auto rcpt = CommandWriter::rcpt_to(bare(recipient));
+                // M-13: each RCPT address is built just before its command (SmtpTransport), so
+                // the earlier RCPTs have gone out when a later one fails.
+                const auto recipient_address = recipient.smtp_address(allow_unicode);
+                if (!recipient_address) {
+                    return fail(detail::address_error(recipient));
+                }
+                auto rcpt = CommandWriter::rcpt_to(bare(*recipient_address), notify);
                 if (!rcpt) {
                     return fail(rcpt.error());
                 }
@@ -799,7 +1039,7 @@ private:
                 } else if (detail::is_recipient_failure(code)) {  // M-15
                     failed.emplace_back(
                         static_cast<SmtpStatusCode>(code),
-                        recipient.smtp_address(),
+                        *recipient_address,
                         detail::smtp_status_text(code) + detail::reply_text(reply.value()));
                 } else {
                     return fail(detail::reply_error(reply.value()));
@@ -820,7 +1060,9 @@ private:
                 std::unique_lock lock(mutex);
                 date = date_header;
             }
-            std::string content = dot_stuff(write_message(message, MimeOptions{.date = date}));
+            // M-30: raw UTF-8 headers only where SMTPUTF8 is in use.
+            std::string content = dot_stuff(write_message(
+                message, MimeOptions{.date = date, .allow_unicode = allow_unicode}));
             content += data_terminator();
             if (auto error = send_all(std::move(content))) {
                 return fail(error);

@@ -2,7 +2,8 @@
 // tested against. Each connection runs the RFC 5321 session order (W-2) and answers in order
 // (W-11); a Script can delay, replace or withhold any reply, close, stall or drop mid-DATA, and
 // everything received is recorded. Handlers run on pool threads under T::Mutex and never block.
-// It relays nothing, does no TLS (STARTTLS gets 454) and checks no credentials.
+// It relays nothing and does no TLS (STARTTLS gets 454). AUTH LOGIN and PLAIN (RFC 4954, 4616)
+// check credentials against SmtpScript::auth_users, or accept any when that is empty.
 #pragma once
 
 #include <array>
@@ -50,7 +51,7 @@ struct SmtpStep {
 };
 
 /// Everything a test can set. Step keys: "CONNECT" (the greeting), "EHLO", "HELO", "AUTH" (the
-/// final 235), "MAIL", "RCPT", "DATA", "." (the reply after the end of data), "RSET", "NOOP",
+/// final 235 for accepted credentials; wrong ones get 535 unscripted), "MAIL", "RCPT", "DATA", "." (the reply after the end of data), "RSET", "NOOP",
 /// "QUIT". Protocol-order errors (503, 554, 452, 500, 501) are not scriptable: they come first.
 struct SmtpScript {
     std::string domain = "mx.faultline.test";
@@ -71,6 +72,13 @@ struct SmtpScript {
     /// A session that sends more than this gets 421 and is closed; recording stops there.
     std::size_t session_bytes_max = std::size_t{16} << 20U;
     int backlog = 16;
+    /// AUTH credentials, user name → password. Empty: any credentials are accepted.
+    std::map<std::string, std::string, std::less<>> auth_users{};
+    /// Advertise "AUTH LOGIN PLAIN" after `capabilities` in the EHLO reply. AUTH is accepted
+    /// either way (.NET assumes LOGIN after a HELO fallback, M-19).
+    bool advertise_auth = false;
+    /// MAIL before a successful AUTH gets "530 5.7.0 Authentication required" (RFC 4954 §6).
+    bool require_auth = false;
 };
 
 struct SmtpRecipientRecord {
@@ -98,6 +106,7 @@ struct SmtpSessionRecord {
     std::string received;               // every byte received, up to session_bytes_max
     std::string sent;                   // every byte the server queued for sending
     std::vector<SmtpTransactionRecord> transactions;
+    std::string authenticated_user;  // the user of the successful AUTH; empty if none
     bool closed = false;
 };
 
@@ -187,6 +196,8 @@ private:
         bool in_transaction = false;
         bool pipelining_advertised = false;
         int auth_step = 0;  // 1, 2: AUTH LOGIN user, password; 3: AUTH PLAIN response
+        std::string auth_user;  // AUTH LOGIN: the user name, decoded, until the password comes
+        bool authenticated = false;
         std::size_t accepted_recipients = 0;
 
         Session(State* owner, ConnectionId id, BareLineFeedPolicy policy)
@@ -340,18 +351,22 @@ private:
                 return;
             }
             if (session.auth_step != 0) {
-                auth_continue(self, session);
+                auth_continue(self, session, input.line);
                 return;
             }
             const std::string& verb = input.verb;
             if (verb == "EHLO" || verb == "HELO") {
                 const bool extended = verb == "EHLO";
                 std::vector<std::string> lines;
-                if (extended && !script.capabilities.empty()) {
+                std::vector<std::string> capabilities = script.capabilities;
+                if (script.advertise_auth) {
+                    capabilities.emplace_back("AUTH LOGIN PLAIN");
+                }
+                if (extended && !capabilities.empty()) {
                     lines.push_back("250-" + script.domain);
-                    for (std::size_t i = 0; i < script.capabilities.size(); ++i) {
-                        const bool last = i + 1 == script.capabilities.size();
-                        lines.push_back((last ? "250 " : "250-") + script.capabilities[i]);
+                    for (std::size_t i = 0; i < capabilities.size(); ++i) {
+                        const bool last = i + 1 == capabilities.size();
+                        lines.push_back((last ? "250 " : "250-") + capabilities[i]);
                     }
                 } else {
                     lines.push_back("250 " + script.domain);
@@ -365,6 +380,10 @@ private:
             } else if (verb == "MAIL") {
                 if (!session.greeted || session.in_transaction) {
                     bad_sequence(session);
+                    return;
+                }
+                if (script.require_auth && !session.authenticated) {
+                    emit(session, "530 5.7.0 Authentication required\r\n", After::none);
                     return;
                 }
                 auto address = path_argument(input.argument, "FROM:");
@@ -452,7 +471,8 @@ private:
         void auth_start(const std::shared_ptr<State>& self,
                         Session& session,
                         std::string_view argument) {
-            if (!session.greeted || session.in_transaction) {
+            // RFC 4954 §4: not inside a transaction, and only once per session.
+            if (!session.greeted || session.in_transaction || session.authenticated) {
                 bad_sequence(session);
                 return;
             }
@@ -463,27 +483,137 @@ private:
                     c = static_cast<char>(c - ('a' - 'A'));
                 }
             }
-            if (mechanism == "LOGIN") {
+            const std::string_view initial =
+                space == std::string_view::npos ? std::string_view() : argument.substr(space + 1);
+            if (mechanism == "LOGIN" && initial.empty()) {
                 session.auth_step = 1;
                 emit(session, "334 VXNlcm5hbWU6\r\n", After::none);  // "Username:"
-            } else if (mechanism == "PLAIN" && space == std::string_view::npos) {
+            } else if (mechanism == "LOGIN") {
+                session.auth_step = 1;  // RFC 4954 §4: the initial response is the user name
+                auth_continue(self, session, initial);
+            } else if (mechanism == "PLAIN" && initial.empty()) {
                 session.auth_step = 3;
                 emit(session, "334 \r\n", After::none);
             } else if (mechanism == "PLAIN") {
-                respond(self, session, step("AUTH"), {"235 2.7.0 Authentication successful"});
+                session.auth_step = 3;
+                auth_continue(self, session, initial);
             } else {
                 emit(session, "504 5.5.4 Unrecognized authentication type\r\n", After::none);
             }
         }
 
-        void auth_continue(const std::shared_ptr<State>& self, Session& session) {
-            if (session.auth_step == 1) {
+        /// One client response line of an AUTH exchange (RFC 4954 §4): "*" cancels (501); an
+        /// undecodable line is 501; LOGIN asks for the password after the user name; the last
+        /// response is checked against auth_users.
+        void auth_continue(const std::shared_ptr<State>& self,
+                           Session& session,
+                           std::string_view line) {
+            const int step_now = session.auth_step;
+            session.auth_step = 0;
+            if (line == "*") {
+                emit(session, "501 5.7.0 Authentication aborted\r\n", After::none);
+                return;
+            }
+            const std::optional<std::string> decoded = base64_decode(line);
+            if (!decoded) {
+                emit(session, "501 5.5.2 Cannot decode response\r\n", After::none);
+                return;
+            }
+            if (step_now == 1) {
+                session.auth_user = *decoded;
                 session.auth_step = 2;
                 emit(session, "334 UGFzc3dvcmQ6\r\n", After::none);  // "Password:"
                 return;
             }
-            session.auth_step = 0;
-            respond(self, session, step("AUTH"), {"235 2.7.0 Authentication successful"});
+            std::string user;
+            std::string password;
+            if (step_now == 2) {
+                user = std::move(session.auth_user);
+                password = *decoded;
+            } else {
+                // RFC 4616: authzid NUL authcid NUL passwd; the authorization identity is ignored.
+                const std::size_t first = decoded->find('\0');
+                const std::size_t second = first == std::string::npos
+                                               ? std::string::npos
+                                               : decoded->find('\0', first + 1);
+                if (second == std::string::npos) {
+                    emit(session, "501 5.5.2 Cannot decode response\r\n", After::none);
+                    return;
+                }
+                user = decoded->substr(first + 1, second - first - 1);
+                password = decoded->substr(second + 1);
+            }
+            session.auth_user.clear();
+            if (!credentials_accepted(user, password)) {
+                emit(session, "535 5.7.8 Error: authentication failed\r\n", After::none);
+                return;
+            }
+            if (is_positive(respond(
+                    self, session, step("AUTH"), {"235 2.7.0 Authentication successful"}))) {
+                session.authenticated = true;
+                session.record.authenticated_user = std::move(user);
+            }
+        }
+
+        [[nodiscard]] bool credentials_accepted(std::string_view user,
+                                                std::string_view password) const {
+            if (script.auth_users.empty()) {
+                return true;
+            }
+            const auto found = script.auth_users.find(user);
+            return found != script.auth_users.end() && found->second == password;
+        }
+
+        /// RFC 4648 base64 with padding; nullopt for anything else. "" decodes to "".
+        static std::optional<std::string> base64_decode(std::string_view text) {
+            if (text.size() % 4 != 0) {
+                return std::nullopt;
+            }
+            const auto value_of = [](char c) -> int {
+                if (c >= 'A' && c <= 'Z') {
+                    return c - 'A';
+                }
+                if (c >= 'a' && c <= 'z') {
+                    return c - 'a' + 26;
+                }
+                if (c >= '0' && c <= '9') {
+                    return c - '0' + 52;
+                }
+                if (c == '+') {
+                    return 62;
+                }
+                if (c == '/') {
+                    return 63;
+                }
+                return -1;
+            };
+            std::string out;
+            for (std::size_t i = 0; i < text.size(); i += 4) {
+                const bool last = i + 4 == text.size();
+                std::uint32_t group = 0;
+                std::size_t padding = 0;
+                for (std::size_t k = 0; k < 4; ++k) {
+                    const char c = text[i + k];
+                    if (c == '=' && last && k >= 2 && (k == 3 || text[i + 3] == '=')) {
+                        ++padding;
+                        group <<= 6U;
+                        continue;
+                    }
+                    const int value = value_of(c);
+                    if (value < 0 || padding > 0) {
+                        return std::nullopt;
+                    }
+                    group = (group << 6U) | static_cast<std::uint32_t>(value);
+                }
+                out += static_cast<char>((group >> 16U) & 0xFFU);
+                if (padding < 2) {
+                    out += static_cast<char>((group >> 8U) & 0xFFU);
+                }
+                if (padding < 1) {
+                    out += static_cast<char>(group & 0xFFU);
+                }
+            }
+            return out;
         }
 
         void finish_data(const std::shared_ptr<State>& self, Session& session) {
