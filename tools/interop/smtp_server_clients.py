@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 """Goal: faultline's scriptable server (`faultline smtp-server`) against real mail clients —
 swaks, curl, msmtp and Python smtplib each deliver one message whose envelope and content the
-server records exactly (dot-stuffing undone, W-6) — and against SMTP smuggling payloads (W-12):
+server records exactly (dot-stuffing undone, W-6), and Postfix's smtp-source sends three messages
+on one connection after HELO — and against SMTP smuggling payloads (W-12):
 curl without --crlf (bare-LF lines, "\\n.\\n") and swaks --no-data-fixup ("\\n.\\r\\n",
 "\\r\\n.\\n"). Under the bare_line_feed policies reject (550 after the data, W-16) and normalize
 the data must not end early: one transaction, no smuggled MAIL. legacy_accept is vulnerable on
@@ -20,7 +21,7 @@ import tempfile
 from common import Checks, FaultlineServer, require, require_faultline, run
 
 faultline = require_faultline(sys.argv[1])
-swaks, curl, msmtp = require("swaks", "curl", "msmtp")
+swaks, curl, msmtp, smtp_source = require("swaks", "curl", "msmtp", "/usr/sbin/smtp-source")
 checks = Checks("interop smtp-server vs clients")
 work = tempfile.TemporaryDirectory(prefix="faultline-interop-")
 
@@ -113,6 +114,28 @@ with serve() as server:
     except (smtplib.SMTPException, OSError) as error:
         outcome = repr(error)
     check_delivery("python smtplib", server, outcome, "python.test", data)
+
+# smtp-source (Postfix): HELO, then three transactions on one connection (-d), then QUIT.
+with serve() as server:
+    result = run([smtp_source, "-d", "-m", "3", "-l", "200", "-f", "a@example.test", "-t",
+                  "b@example.test", "-M", "source.test", "-S", "interop smtp-source",
+                  f"127.0.0.1:{server.port}"], timeout_s=20)
+    status = server.finish()
+    session = server.session() or {}
+    transactions = session.get("transactions", [])
+    messages = [server.message(1, number) or b"" for number in (1, 2, 3)]
+    checks.check("smtp-source -d -m 3: HELO, three transactions on one connection, each 250",
+                 result.returncode == 0 and status == 0
+                 and session.get("commands", [None])[0] == "HELO source.test"
+                 and session.get("commands", [None])[-1] == "QUIT"
+                 and [(t.get("mail_from"), t.get("recipients"), t.get("final_reply_code"))
+                      for t in transactions]
+                 == [("a@example.test", [{"address": "b@example.test", "reply_code": 250}], 250)]
+                 * 3
+                 and all(m.startswith(b"From: <a@example.test>\r\n")
+                         and b"\r\nSubject: interop smtp-source\r\n\r\n" in m
+                         for m in messages),
+                 f"smtp-source exit {result.returncode} {result.stderr!r}\nsession: {session}")
 
 # ---- smuggling payloads --------------------------------------------------------------------------
 
