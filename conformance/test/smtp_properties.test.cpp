@@ -71,27 +71,35 @@ rc::Gen<std::string> body_piece() {
     return rc::gen::weightedOneOf<std::string>({
         {6, rc::gen::container<std::string>(rc::gen::inRange('a', static_cast<char>('z' + 1)))},
         {3, rc::gen::element<std::string>(".", "..", "\r\n", "\n", "\r", " ", "\t", "=")},
-        {2, rc::gen::element<std::string>("\r\n.\r\n", "\n.\n", "\n.\r\n", "\r\n.", "\r.\r",
-                                          "\r\n..\r\n", ".\r\n")},
-        {1, rc::gen::element<std::string>(std::string(1, '\0'), "\xC3\xA9", "\xE2\x82\xAC",
-                                          "\xF0\x9F\x98\x80", "\xFF", "\x7F", "\x01")},
+        {2,
+         rc::gen::element<std::string>(
+             "\r\n.\r\n", "\n.\n", "\n.\r\n", "\r\n.", "\r.\r", "\r\n..\r\n", ".\r\n")},
+        {1,
+         rc::gen::element<std::string>(std::string(1, '\0'),
+                                       "\xC3\xA9",
+                                       "\xE2\x82\xAC",
+                                       "\xF0\x9F\x98\x80",
+                                       "\xFF",
+                                       "\x7F",
+                                       "\x01")},
         // Lines around the W-8 limit of 1000 bytes with CRLF: 998 fits, 999 does not.
-        {1, rc::gen::map(rc::gen::element<std::size_t>(998, 999, 1000, 1300),
-                         [](std::size_t length) { return std::string(length, 'L'); })},
+        {1,
+         rc::gen::map(rc::gen::element<std::size_t>(998, 999, 1000, 1300),
+                      [](std::size_t length) { return std::string(length, 'L'); })},
     });
 }
 
 /// A body of up to `pieces_max` pieces; shrinks towards the empty body and short pieces.
 rc::Gen<std::string> body(double scale) {
-    return rc::gen::map(rc::gen::scale(scale, rc::gen::container<std::vector<std::string>>(
-                                                  body_piece())),
-                        [](const std::vector<std::string>& pieces) {
-                            std::string joined;
-                            for (const std::string& piece : pieces) {
-                                joined += piece;
-                            }
-                            return joined;
-                        });
+    return rc::gen::map(
+        rc::gen::scale(scale, rc::gen::container<std::vector<std::string>>(body_piece())),
+        [](const std::vector<std::string>& pieces) {
+            std::string joined;
+            for (const std::string& piece : pieces) {
+                joined += piece;
+            }
+            return joined;
+        });
 }
 
 // ---- the message --------------------------------------------------------------------------------
@@ -106,9 +114,7 @@ struct MessagePlan {
     TransferEncoding transfer = TransferEncoding::unknown;
 };
 
-std::string recipient_address(std::size_t index) {
-    return "r" + std::to_string(index) + "@x.test";
-}
+std::string recipient_address(std::size_t index) { return "r" + std::to_string(index) + "@x.test"; }
 
 MessagePlan generate_message(double body_scale, bool any_transfer_encoding) {
     MessagePlan plan;
@@ -125,7 +131,8 @@ MessagePlan generate_message(double body_scale, bool any_transfer_encoding) {
     if (any_transfer_encoding) {
         plan.transfer = *rc::gen::element(TransferEncoding::unknown,
                                           TransferEncoding::quoted_printable,
-                                          TransferEncoding::base64, TransferEncoding::seven_bit,
+                                          TransferEncoding::base64,
+                                          TransferEncoding::seven_bit,
                                           TransferEncoding::eight_bit);
     }
     return plan;
@@ -157,8 +164,8 @@ std::shared_ptr<const MailMessage> build_message(const MessagePlan& plan) {
 // ---- the server script ----------------------------------------------------------------------
 
 /// Reply codes drawn for a scripted step: the accepted ones (M-14, M-15), 4xx and 5xx, 421 (W-5).
-const std::vector<int> kCodes = {220, 250, 251, 252, 354, 421, 450, 451,
-                                 452, 500, 502, 530, 550, 551, 553, 554};
+const std::vector<int> kCodes = {
+    220, 250, 251, 252, 354, 421, 450, 451, 452, 500, 502, 530, 550, 551, 553, 554};
 
 /// One scripted intervention: a step key of SmtpScript, or RCPT for recipient `recipient`.
 struct StepPlan {
@@ -171,8 +178,8 @@ struct StepPlan {
 StepPlan generate_step(std::size_t recipients, bool real) {
     StepPlan plan;
     const auto where = *rc::gen::inRange<std::size_t>(0, 7 + recipients);
-    static const std::vector<std::string> kKeys = {".", "DATA", "RCPT", "MAIL",
-                                                   "EHLO", "HELO", "CONNECT"};
+    static const std::vector<std::string> kKeys = {
+        ".", "DATA", "RCPT", "MAIL", "EHLO", "HELO", "CONNECT"};
     if (where < kKeys.size()) {
         plan.key = kKeys[where];
     } else {
@@ -219,8 +226,9 @@ SmtpScript build_script(const std::vector<StepPlan>& steps) {
 }
 
 bool script_stalls(const std::vector<StepPlan>& steps) {
-    return std::any_of(steps.begin(), steps.end(),
-                       [](const StepPlan& plan) { return plan.step.action == SmtpAction::stall; });
+    return std::any_of(steps.begin(), steps.end(), [](const StepPlan& plan) {
+        return plan.step.action == SmtpAction::stall;
+    });
 }
 
 // ---- network faults (sim only) ------------------------------------------------------------
@@ -230,8 +238,10 @@ std::vector<sim::Fault> generate_faults() {
     const auto count = *rc::gen::inRange<int>(0, 4);
     for (int i = 0; i < count; ++i) {
         sim::Fault fault;
-        fault.kind = *rc::gen::element(sim::FaultKind::partial_send, sim::FaultKind::reset,
-                                       sim::FaultKind::latency, sim::FaultKind::stall,
+        fault.kind = *rc::gen::element(sim::FaultKind::partial_send,
+                                       sim::FaultKind::reset,
+                                       sim::FaultKind::latency,
+                                       sim::FaultKind::stall,
                                        sim::FaultKind::bandwidth);
         fault.side = *rc::gen::element(sim::Side::client, sim::Side::server);
         switch (fault.kind) {
@@ -250,7 +260,8 @@ std::vector<sim::Fault> generate_faults() {
             case sim::FaultKind::stall:
                 // The application stops reading for a while; a forever-stall is the script's.
                 fault.at = Duration(*rc::gen::inRange<std::int64_t>(0, 2'000'000'000));
-                fault.duration = Duration(*rc::gen::inRange<std::int64_t>(1'000'000, 3'000'000'000));
+                fault.duration =
+                    Duration(*rc::gen::inRange<std::int64_t>(1'000'000, 3'000'000'000));
                 break;
             default:
                 fault.kind = sim::FaultKind::bandwidth;
@@ -272,7 +283,7 @@ struct SendPlan {
     int timeout_ms = model::kSmtpDefaultTimeoutMs;
     MessagePlan message;
     std::vector<StepPlan> steps;
-    sim::World::Options world;  // sim only
+    sim::World::Options world;               // sim only
     std::optional<Duration> second_send_at;  // M-3
     Ending ending = Ending::wait;
     Duration end_at{};  // cancel, dispose: after SendAsync
@@ -376,8 +387,8 @@ struct Observed {
     SecondSend second = SecondSend::not_tried;
     std::string second_exception;
     model::TimePoint second_at{};
-    bool ended_by_user = false;    // SendAsyncCancel or Dispose issued while in progress
-    bool hung = false;             // no completion within the liveness budget
+    bool ended_by_user = false;      // SendAsyncCancel or Dispose issued while in progress
+    bool hung = false;               // no completion within the liveness budget
     bool late_after_cancel = false;  // no completion within the budget after cancel
     std::optional<model::TimePoint> first_completion_at;
     std::string written;
@@ -414,7 +425,10 @@ Duration liveness_budget(const SendPlan& plan, bool real) {
 }
 
 template <typename T>
-void run_send(T& transport, const SendPlan& plan, bool real, Observed& observed,
+void run_send(T& transport,
+              const SendPlan& plan,
+              bool real,
+              Observed& observed,
               const std::shared_ptr<Recorder<T>>& recorder) {
     const model::Profile profile = plan.dotnet_unix ? model::kDotnetUnix : model::kDocumented;
     SmtpServer<T> server(transport, build_script(plan.steps));
@@ -428,15 +442,15 @@ void run_send(T& transport, const SendPlan& plan, bool real, Observed& observed,
         SmtpClient<T> client(transport, profile, "127.0.0.1", endpoint.value().port);
         client.DateHeader(kDate);
         client.Timeout(plan.timeout_ms);
-        client.add_SendCompleted([&transport, recorder](SmtpClient<T>* /*sender*/,
-                                                        const AsyncCompletedEventArgs& args) {
-            std::unique_lock lock(recorder->mutex);
-            recorder->seen.push_back(args);
-            recorder->at.push_back(transport.now());
-            if (recorder->seen.size() == 1) {
-                transport.signal(recorder->first);
-            }
-        });
+        client.add_SendCompleted(
+            [&transport, recorder](SmtpClient<T>* /*sender*/, const AsyncCompletedEventArgs& args) {
+                std::unique_lock lock(recorder->mutex);
+                recorder->seen.push_back(args);
+                recorder->at.push_back(transport.now());
+                if (recorder->seen.size() == 1) {
+                    transport.signal(recorder->first);
+                }
+            });
         observed.sent_at = transport.now();
         client.SendAsync(message, std::any(std::string("first")));
         ++observed.accepted_sends;
@@ -468,8 +482,8 @@ void run_send(T& transport, const SendPlan& plan, bool real, Observed& observed,
         bool completed = false;
         if (plan.ending != Ending::wait) {
             const Duration elapsed = transport.now() - observed.sent_at;
-            completed = wait_first(transport, *recorder,
-                                   plan.end_at > elapsed ? plan.end_at - elapsed : Duration{});
+            completed = wait_first(
+                transport, *recorder, plan.end_at > elapsed ? plan.end_at - elapsed : Duration{});
         } else {
             completed = wait_first(transport, *recorder, liveness_budget<T>(plan, real));
             observed.hung = !completed;
@@ -510,6 +524,20 @@ bool holds(const std::exception_ptr& error) {
     }
 }
 
+/// The message of the exception in `error` ("" for a non-.NET exception).
+std::string error_text(const std::exception_ptr& error) {
+    if (error == nullptr) {
+        return "";
+    }
+    try {
+        std::rethrow_exception(error);
+    } catch (const model::DotnetException& e) {
+        return e.what();
+    } catch (...) {
+        return "";
+    }
+}
+
 /// W-1: no bare CR or LF in what the client sent. A connection cut between CR and LF leaves a
 /// final CR, which is not the client's.
 bool has_bare_line_end(const SmtpSessionRecord& session) {
@@ -519,6 +547,45 @@ bool has_bare_line_end(const SmtpSessionRecord& session) {
     }
     return model::contains_bare_line_feed(received) ||
            model::contains_bare_carriage_return(received);
+}
+
+/// W-2, M-19, M-22: the commands of the one session the client opens are, in order, a prefix
+/// of EHLO [HELO after a 500/502] MAIL RCPT… DATA, optionally followed by Dispose's QUIT. Each
+/// is sent only after the previous reply, so a failure cuts the list short.
+bool commands_in_session_order(const SendPlan& plan, const SmtpSessionRecord& session) {
+    std::vector<std::string> expected = {"EHLO " + std::string(model::kSmtpClientDomain)};
+    for (const StepPlan& step : plan.steps) {
+        const bool refused =
+            !step.step.reply.empty() && (step.step.reply.front().rfind("500", 0) == 0 ||
+                                         step.step.reply.front().rfind("502", 0) == 0);
+        if (step.key == "EHLO" && step.step.action == SmtpAction::reply && refused) {
+            expected.push_back("HELO " + std::string(model::kSmtpClientDomain));
+        }
+    }
+    expected.push_back("MAIL FROM:<" + kSender + ">");
+    for (const MailAddress& recipient : model::envelope_recipients(*build_message(plan.message))) {
+        expected.push_back("RCPT TO:<" + recipient.Address() + ">");
+    }
+    expected.push_back("DATA");
+    std::vector<std::string> commands = session.commands;
+    if (!commands.empty() && commands.back() == "QUIT") {
+        commands.pop_back();
+    }
+    return commands.size() <= expected.size() &&
+           std::equal(commands.begin(), commands.end(), expected.begin());
+}
+
+/// M-14, M-18: a reply code the client reports was sent by the server at a line start.
+bool server_sent_code(const std::vector<SmtpSessionRecord>& sessions, int code) {
+    const std::string text = std::to_string(code);
+    for (const SmtpSessionRecord& session : sessions) {
+        const std::string sent = "\r\n" + session.sent;
+        if (sent.find("\r\n" + text + " ") != std::string::npos ||
+            sent.find("\r\n" + text + "-") != std::string::npos) {
+            return true;
+        }
+    }
+    return false;
 }
 
 std::size_t count_mail_commands(const std::vector<SmtpSessionRecord>& sessions) {
@@ -543,7 +610,8 @@ std::vector<std::string> refused_recipients(const SmtpTransactionRecord& transac
 }
 
 /// M-16: Error null, one SmtpFailedRecipientException or the aggregate, in RCPT order.
-void check_recipient_error(const std::exception_ptr& error, const std::vector<std::string>& refused) {
+void check_recipient_error(const std::exception_ptr& error,
+                           const std::vector<std::string>& refused) {
     if (refused.empty()) {
         RC_ASSERT(error == nullptr);
         return;
@@ -578,7 +646,8 @@ void check_send(const SendPlan& plan, bool real, const Observed& observed) {
     // M-3: a second SendAsync in flight is a bare InvalidOperationException, never accepted.
     if (real && observed.second == SecondSend::accepted) {
         // The first completed between our in-progress check and the call: not an M-3 case.
-        RC_PRE(!(observed.first_completion_at && *observed.first_completion_at <= observed.second_at));
+        RC_PRE(
+            !(observed.first_completion_at && *observed.first_completion_at <= observed.second_at));
     }
     RC_LOG() << "second send: " << static_cast<int>(observed.second) << " "
              << observed.second_exception << "\n";
@@ -595,10 +664,10 @@ void check_send(const SendPlan& plan, bool real, const Observed& observed) {
         RC_ASSERT(script_stalls(plan.steps));
     }
     const AsyncCompletedEventArgs& args = observed.completions.front();
-    RC_TAG(args.Cancelled                                     ? "cancelled"
-           : args.delivery == DeliveryOutcome::delivered      ? "delivered"
-           : args.delivery == DeliveryOutcome::unknown        ? "unknown"
-                                                              : "not delivered",
+    RC_TAG(args.Cancelled                                ? "cancelled"
+           : args.delivery == DeliveryOutcome::delivered ? "delivered"
+           : args.delivery == DeliveryOutcome::unknown   ? "unknown"
+                                                         : "not delivered",
            observed.hung ? "hung until cancel" : "",
            observed.second == SecondSend::not_tried ? "" : "second send");
     RC_ASSERT(std::any_cast<std::string>(args.UserState) == std::string("first"));
@@ -607,6 +676,15 @@ void check_send(const SendPlan& plan, bool real, const Observed& observed) {
         RC_ASSERT(observed.first_completion_at.has_value());
         RC_ASSERT(*observed.first_completion_at - observed.sent_at <=
                   milliseconds(plan.timeout_ms) + milliseconds(1));
+    }
+
+    // M-8: only dotnet-unix SendAsync has a timer, and it fires at Timeout after SendAsync.
+    if (args.Error != nullptr && error_text(args.Error) == "The operation has timed out.") {
+        RC_ASSERT(plan.dotnet_unix);
+        if (!real) {
+            RC_ASSERT(*observed.first_completion_at - observed.sent_at >=
+                      milliseconds(plan.timeout_ms));
+        }
     }
 
     // M-9, M-5: Cancelled means Error null, only after a user cancel, never "delivered".
@@ -622,6 +700,25 @@ void check_send(const SendPlan& plan, bool real, const Observed& observed) {
     // W-1, M-29: the default encodings never put a bare CR or LF on the wire.
     for (const auto& session : observed.sessions) {
         RC_ASSERT(!has_bare_line_end(session));
+    }
+    // One connection (no retry), commands one at a time in session order.
+    RC_ASSERT(observed.sessions.size() <= 1U);
+    if (!observed.sessions.empty()) {
+        RC_ASSERT(commands_in_session_order(plan, observed.sessions.front()));
+    }
+    // A reply code in the error came from the server.
+    if (args.Error != nullptr) {
+        try {
+            std::rethrow_exception(args.Error);
+        } catch (const model::SmtpFailedRecipientsException&) {
+        } catch (const model::SmtpException& e) {
+            const int code = static_cast<int>(e.StatusCode());
+            if (code > 0) {
+                RC_ASSERT(server_sent_code(observed.sessions, code));
+            }
+        } catch (...) {
+            RC_FAIL("SendCompleted.Error is not an SmtpException (M-6)");
+        }
     }
 
     // W-10, M-26: the classification agrees with the server's reply after the dot.
@@ -704,6 +801,46 @@ RC_GTEST_PROP(SmtpPropSim, SendCompletedOnceAndDeliveryAgreesWithServer_M5_M9_M2
 
 RC_GTEST_PROP(SmtpPropReal, SendCompletedOnceAndDeliveryAgreesWithServer_M5_M9_M26, ()) {
     check_send_completed(true);
+}
+
+/// Everything observable about one sim run, for the determinism property.
+std::string fingerprint(const Observed& observed) {
+    std::ostringstream text;
+    text << "hung=" << observed.hung << " second=" << static_cast<int>(observed.second)
+         << " first_at="
+         << observed.first_completion_at.value_or(model::TimePoint{}).time_since_epoch().count();
+    for (const AsyncCompletedEventArgs& args : observed.completions) {
+        text << "\ncompletion cancelled=" << args.Cancelled
+             << " delivery=" << static_cast<int>(args.delivery)
+             << " error=" << error_text(args.Error);
+    }
+    for (const SmtpSessionRecord& session : observed.sessions) {
+        text << "\nsession closed=" << session.closed << " received=" << session.received
+             << " sent=" << session.sent;
+        for (const SmtpTransactionRecord& transaction : session.transactions) {
+            text << "\ntransaction final=" << transaction.final_reply_code
+                 << " raw=" << transaction.data_raw;
+        }
+    }
+    return text.str();
+}
+
+// Style 3.7: same seed, same plan ⇒ the same completions, transcripts and virtual times.
+RC_GTEST_PROP(SmtpPropSim, SameSeedSameOutcome, ()) {
+    conformance::install_throwing_assert_handler();
+    const SendPlan plan = generate_send(false);
+    RC_LOG() << describe(plan, false) << "\n";
+    std::vector<std::string> prints;
+    for (int run = 0; run < 2; ++run) {
+        Observed observed;
+        auto recorder = std::make_shared<Recorder<sim::World>>();
+        sim::World world(plan.world);
+        world.spawn("test", [&] { run_send(world, plan, false, observed, recorder); });
+        RC_ASSERT(world.run_until_idle());
+        collect(observed, recorder);
+        prints.push_back(fingerprint(observed));
+    }
+    RC_ASSERT(prints[0] == prints[1]);
 }
 
 // ---- any body survives the round trip (M-28, M-29, W-1) ---------------------------------------
@@ -836,7 +973,9 @@ std::string_view transfer_name(TransferEncoding transfer, bool utf8) {
 }
 
 template <typename T>
-void run_round_trip(T& transport, const RoundTripPlan& plan, Observed& observed,
+void run_round_trip(T& transport,
+                    const RoundTripPlan& plan,
+                    Observed& observed,
                     const std::shared_ptr<Recorder<T>>& recorder) {
     SendPlan send;
     send.dotnet_unix = true;
@@ -875,7 +1014,9 @@ void check_round_trip(const RoundTripPlan& plan, const Observed& observed) {
         }
     }
     RC_TAG(long_line ? "refused: long line" : "delivered",
-           body_bytes.size() < 100 ? "body<100" : body_bytes.size() < 1000 ? "body<1000" : "body>=1000");
+           body_bytes.size() < 100    ? "body<100"
+           : body_bytes.size() < 1000 ? "body<1000"
+                                      : "body>=1000");
     if (long_line) {
         RC_ASSERT(transaction.final_reply_code == 500);
         RC_ASSERT(args.delivery == DeliveryOutcome::not_delivered);
@@ -921,8 +1062,8 @@ void check_round_trip(const RoundTripPlan& plan, const Observed& observed) {
 void check_any_body(bool real) {
     conformance::install_throwing_assert_handler();
     const RoundTripPlan plan = generate_round_trip(real);
-    RC_LOG() << "transfer=" << static_cast<int>(plan.message.transfer) << " body_encoding="
-             << (plan.message.body_encoding ? "utf8" : "null")
+    RC_LOG() << "transfer=" << static_cast<int>(plan.message.transfer)
+             << " body_encoding=" << (plan.message.body_encoding ? "utf8" : "null")
              << " body_bytes=" << plan.message.body.size() << "\n";
     Observed observed;
     if (real) {
@@ -952,15 +1093,15 @@ RC_GTEST_PROP(SmtpPropReal, AnyBodySurvivesTheRoundTrip_M28_M29_W1, ()) { check_
 
 /// Content for the codec property: body pieces, or raw bytes from the characters that matter.
 rc::Gen<std::string> codec_content() {
-    return rc::gen::oneOf(
-        body(0.5), rc::gen::container<std::string>(
-                       rc::gen::element('.', '\r', '\n', 'a', '\0', static_cast<char>(0xE2))));
+    return rc::gen::oneOf(body(0.5),
+                          rc::gen::container<std::string>(rc::gen::element(
+                              '.', '\r', '\n', 'a', '\0', static_cast<char>(0xE2))));
 }
 
 RC_GTEST_PROP(SmtpPropSim, DotStuffingAndDataReaderAgree_W6_W7_M28, ()) {
     const std::string content = *codec_content();
-    const auto policy = *rc::gen::element(model::BareLineFeedPolicy::reject,
-                                          model::BareLineFeedPolicy::normalize);
+    const auto policy =
+        *rc::gen::element(model::BareLineFeedPolicy::reject, model::BareLineFeedPolicy::normalize);
     const std::string stuffed = model::dot_stuff(content) + std::string(model::data_terminator());
     // What follows the data on the wire belongs to the command stream.
     const std::string wire = stuffed + "QUIT\r\n";
@@ -978,8 +1119,7 @@ RC_GTEST_PROP(SmtpPropSim, DotStuffingAndDataReaderAgree_W6_W7_M28, ()) {
         const std::size_t to = bounds[i + 1];
         // W-7: the end is never found before the terminator's last byte.
         RC_ASSERT(reader.finished() == (consumed_total == stuffed.size()));
-        const std::size_t consumed =
-            reader.feed(std::string_view(wire).substr(from, to - from));
+        const std::size_t consumed = reader.feed(std::string_view(wire).substr(from, to - from));
         consumed_total += consumed;
         RC_ASSERT(consumed <= to - from);
         if (consumed < to - from) {
