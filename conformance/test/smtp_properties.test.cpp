@@ -286,8 +286,17 @@ struct SendPlan {
     sim::World::Options world;               // sim only
     std::optional<Duration> second_send_at;  // M-3
     Ending ending = Ending::wait;
-    Duration end_at{};  // cancel, dispose: after SendAsync
+    Duration end_at{};       // cancel, dispose: after SendAsync
+    bool follow_up = false;  // M-12: a next send on the cached (or a new) connection
 };
+
+/// The follow-up message: one recipient, a dot line to stuff.
+MessagePlan follow_up_message() {
+    MessagePlan message;
+    message.body = "follow-up\r\n.dot\r\n";
+    message.recipients = {RecipientList::to};
+    return message;
+}
 
 SendPlan generate_send(bool real) {
     SendPlan plan;
@@ -325,6 +334,7 @@ SendPlan generate_send(bool real) {
             {{2, Ending::wait}, {1, Ending::cancel}, {1, Ending::dispose}});
         plan.end_at = when();
     }
+    plan.follow_up = plan.ending != Ending::dispose && *rc::gen::arbitrary<bool>();
     RC_TAG(plan.dotnet_unix ? "dotnet-unix" : "documented",
            plan.ending == Ending::wait ? "wait" : "cancel/dispose");
     return plan;
@@ -373,6 +383,7 @@ template <typename T>
 struct Recorder {
     typename T::Mutex mutex;
     typename T::Event first;
+    typename T::Event second;
     std::vector<AsyncCompletedEventArgs> seen;
     std::vector<model::TimePoint> at;
 };
@@ -394,6 +405,14 @@ struct Observed {
     std::string written;
     std::vector<SmtpSessionRecord> sessions;
     std::vector<AsyncCompletedEventArgs> completions;  // after the transport went idle
+    // The follow-up send (M-12), after the first completed.
+    bool follow_sent = false;
+    model::TimePoint follow_sent_at{};
+    bool follow_hung = false;
+    bool follow_cancelled = false;
+    std::optional<model::TimePoint> follow_completion_at;
+    std::string follow_written;
+    std::vector<SmtpSessionRecord> sessions_after;
 };
 
 template <typename T>
@@ -424,6 +443,43 @@ Duration liveness_budget(const SendPlan& plan, bool real) {
     return real ? seconds(5) : seconds(600);
 }
 
+/// M-12: the next SendAsync reuses the cached connection after a success or reconnects after a
+/// failure; the same script answers it. Ended like the first: budget, then SendAsyncCancel.
+template <typename T>
+void run_follow_up(T& transport,
+                   const SendPlan& plan,
+                   bool real,
+                   SmtpClient<T>& client,
+                   Observed& observed,
+                   Recorder<T>& recorder) {
+    const auto message = build_message(follow_up_message());
+    observed.follow_written = model::write_message(*message, model::MimeOptions{.date = kDate});
+    observed.follow_sent_at = transport.now();
+    client.SendAsync(message, std::any(std::string("follow-up")));
+    ++observed.accepted_sends;
+    observed.follow_sent = true;
+    bool done = false;
+    {
+        std::unique_lock lock(recorder.mutex);
+        done = transport.wait(recorder.second, lock, liveness_budget<T>(plan, real));
+    }
+    observed.follow_hung = !done;
+    if (!done) {
+        observed.follow_cancelled = client.send_in_progress();
+        client.SendAsyncCancel();
+        std::unique_lock lock(recorder.mutex);
+        observed.late_after_cancel =
+            !transport.wait(recorder.second, lock, real ? seconds(5) : seconds(1));
+    }
+    {
+        std::unique_lock lock(recorder.mutex);
+        if (recorder.at.size() >= 2) {
+            observed.follow_completion_at = recorder.at[1];
+        }
+    }
+    pause(transport, real ? milliseconds(2) : seconds(5));
+}
+
 template <typename T>
 void run_send(T& transport,
               const SendPlan& plan,
@@ -449,6 +505,8 @@ void run_send(T& transport,
                 recorder->at.push_back(transport.now());
                 if (recorder->seen.size() == 1) {
                     transport.signal(recorder->first);
+                } else if (recorder->seen.size() == 2) {
+                    transport.signal(recorder->second);
                 }
             });
         observed.sent_at = transport.now();
@@ -507,6 +565,10 @@ void run_send(T& transport,
         // Time for a wrong second completion to show before the client goes away.
         pause(transport, real ? milliseconds(2) : seconds(5));
         observed.sessions = server.sessions();
+        if (plan.follow_up && observed.first_completion_at) {
+            run_follow_up(transport, plan, real, client, observed, *recorder);
+            observed.sessions_after = server.sessions();
+        }
     }
     server.stop();
 }
@@ -554,13 +616,14 @@ bool has_bare_line_end(const SmtpSessionRecord& session) {
 /// is sent only after the previous reply, so a failure cuts the list short.
 bool commands_in_session_order(const SendPlan& plan, const SmtpSessionRecord& session) {
     std::vector<std::string> expected = {"EHLO " + std::string(model::kSmtpClientDomain)};
-    for (const StepPlan& step : plan.steps) {
-        const bool refused =
-            !step.step.reply.empty() && (step.step.reply.front().rfind("500", 0) == 0 ||
-                                         step.step.reply.front().rfind("502", 0) == 0);
-        if (step.key == "EHLO" && step.step.action == SmtpAction::reply && refused) {
-            expected.push_back("HELO " + std::string(model::kSmtpClientDomain));
-        }
+    // The script in effect: a later step for the same key replaces an earlier one.
+    const SmtpScript script = build_script(plan.steps);
+    const auto ehlo = script.steps.find("EHLO");
+    if (ehlo != script.steps.end() && ehlo->second.action == SmtpAction::reply &&
+        !ehlo->second.reply.empty() &&
+        (ehlo->second.reply.front().rfind("500", 0) == 0 ||
+         ehlo->second.reply.front().rfind("502", 0) == 0)) {
+        expected.push_back("HELO " + std::string(model::kSmtpClientDomain));
     }
     expected.push_back("MAIL FROM:<" + kSender + ">");
     for (const MailAddress& recipient : model::envelope_recipients(*build_message(plan.message))) {
@@ -765,6 +828,69 @@ void check_send(const SendPlan& plan, bool real, const Observed& observed) {
     }
 }
 
+/// Transactions the server answered 250 after the dot.
+std::size_t count_delivered(const std::vector<SmtpSessionRecord>& sessions) {
+    std::size_t count = 0;
+    for (const auto& session : sessions) {
+        for (const auto& transaction : session.transactions) {
+            count += transaction.final_reply_code == 250 ? 1U : 0U;
+        }
+    }
+    return count;
+}
+
+/// M-12 with M-5, M-8, M-9, W-10 for the follow-up send.
+void check_follow_up(const SendPlan& plan, bool real, const Observed& observed) {
+    if (!observed.follow_sent) {
+        return;
+    }
+    RC_ASSERT(observed.completions.size() == 2U);
+    const AsyncCompletedEventArgs& args = observed.completions[1];
+    RC_ASSERT(std::any_cast<std::string>(args.UserState) == std::string("follow-up"));
+    RC_TAG(args.Cancelled                                ? "follow-up cancelled"
+           : args.delivery == DeliveryOutcome::delivered ? "follow-up delivered"
+                                                         : "follow-up failed");
+    if (observed.follow_hung) {
+        RC_ASSERT(!plan.dotnet_unix);
+        RC_ASSERT(script_stalls(plan.steps));
+    }
+    if (!real && plan.dotnet_unix) {
+        RC_ASSERT(observed.follow_completion_at.has_value());
+        RC_ASSERT(*observed.follow_completion_at - observed.follow_sent_at <=
+                  milliseconds(plan.timeout_ms) + milliseconds(1));
+    }
+    if (args.Cancelled) {
+        RC_ASSERT(args.Error == nullptr);
+        RC_ASSERT(observed.follow_cancelled);
+        RC_ASSERT(args.delivery != DeliveryOutcome::delivered);
+    }
+    if (!args.Cancelled && args.Error == nullptr) {
+        RC_ASSERT(args.delivery == DeliveryOutcome::delivered);
+    }
+    for (const auto& session : observed.sessions_after) {
+        RC_ASSERT(!has_bare_line_end(session));
+    }
+    // Exactly one more 250 after the dot when delivered, none when not delivered (W-10).
+    const std::size_t before = count_delivered(observed.sessions);
+    const std::size_t after = count_delivered(observed.sessions_after);
+    RC_ASSERT(after >= before);
+    if (args.delivery == DeliveryOutcome::delivered) {
+        RC_ASSERT(after == before + 1);
+        bool found = false;
+        for (const auto& session : observed.sessions_after) {
+            for (const auto& transaction : session.transactions) {
+                found = found || (transaction.final_reply_code == 250 &&
+                                  transaction.content == observed.follow_written + "\r\n");
+            }
+        }
+        RC_ASSERT(found);
+    } else if (args.delivery == DeliveryOutcome::not_delivered) {
+        RC_ASSERT(after == before);
+    } else {
+        RC_ASSERT(after <= before + 1);
+    }
+}
+
 template <typename T>
 void collect(Observed& observed, const std::shared_ptr<Recorder<T>>& recorder) {
     std::unique_lock lock(recorder->mutex);
@@ -793,6 +919,7 @@ void check_send_completed(bool real) {
         collect(observed, recorder);
     }
     check_send(plan, real, observed);
+    check_follow_up(plan, real, observed);
 }
 
 RC_GTEST_PROP(SmtpPropSim, SendCompletedOnceAndDeliveryAgreesWithServer_M5_M9_M26, ()) {
