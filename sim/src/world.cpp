@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <memory>
 #include <utility>
 
 #include "faultline/sim/fiber.h"
@@ -25,7 +26,10 @@ std::string_view side_name(Side side) { return side == Side::client ? "client" :
 
 std::error_code error_of(NetErrc error) { return model::make_error_code(error); }
 
-/// A fixed-capacity byte ring; storage is allocated on first use and released when empty.
+/// A byte ring of fixed logical capacity. Storage is allocated on first use, only as large as
+/// the bytes held need (doubling from kStorageBytesMin up to the capacity, so SMTP-sized
+/// exchanges never touch a 64 KiB block), left uninitialised (every byte read was written first),
+/// and released when the ring empties, so an idle connection holds none.
 class ByteRing {
 public:
     explicit ByteRing(std::size_t capacity) : capacity_(capacity) {}
@@ -36,16 +40,14 @@ public:
 
     void push(std::span<const std::byte> bytes) {
         FAULTLINE_ASSERT(bytes.size() <= space());
-        if (storage_.empty()) {
-            storage_.resize(capacity_);
-        }
-        std::size_t tail = (head_ + size_) % capacity_;
+        reserve(size_ + bytes.size());
+        std::size_t tail = (head_ + size_) % storage_bytes_;
         std::size_t copied = 0;
         while (copied < bytes.size()) {
-            const std::size_t chunk = std::min(bytes.size() - copied, capacity_ - tail);
-            std::memcpy(storage_.data() + tail, bytes.data() + copied, chunk);
+            const std::size_t chunk = std::min(bytes.size() - copied, storage_bytes_ - tail);
+            std::memcpy(storage_.get() + tail, bytes.data() + copied, chunk);
             copied += chunk;
-            tail = (tail + chunk) % capacity_;
+            tail = (tail + chunk) % storage_bytes_;
         }
         size_ += bytes.size();
     }
@@ -53,40 +55,43 @@ public:
     /// Copies `out.size()` bytes starting `offset` bytes into the ring.
     void peek(std::size_t offset, std::span<std::byte> out) const {
         FAULTLINE_ASSERT(offset + out.size() <= size_);
-        std::size_t position = (head_ + offset) % capacity_;
+        if (out.empty()) {
+            return;
+        }
+        std::size_t position = (head_ + offset) % storage_bytes_;
         std::size_t copied = 0;
         while (copied < out.size()) {
-            const std::size_t chunk = std::min(out.size() - copied, capacity_ - position);
-            std::memcpy(out.data() + copied, storage_.data() + position, chunk);
+            const std::size_t chunk = std::min(out.size() - copied, storage_bytes_ - position);
+            std::memcpy(out.data() + copied, storage_.get() + position, chunk);
             copied += chunk;
-            position = (position + chunk) % capacity_;
+            position = (position + chunk) % storage_bytes_;
         }
     }
 
     void consume(std::size_t bytes) {
         FAULTLINE_ASSERT(bytes <= size_);
-        head_ = (head_ + bytes) % capacity_;
-        size_ -= bytes;
-        if (size_ == 0) {
+        if (bytes == size_) {
             head_ = 0;
-            storage_.clear();
-            storage_.shrink_to_fit();
+            size_ = 0;
+            storage_.reset();
+            storage_bytes_ = 0;
+            return;
         }
+        head_ = (head_ + bytes) % storage_bytes_;
+        size_ -= bytes;
     }
 
     /// Moves `bytes` from `from` (starting `offset` bytes in) into this ring.
     void transfer_from(const ByteRing& from, std::size_t offset, std::size_t bytes) {
         FAULTLINE_ASSERT(bytes <= space());
-        if (storage_.empty()) {
-            storage_.resize(capacity_);
-        }
-        std::size_t tail = (head_ + size_) % capacity_;
+        reserve(size_ + bytes);
+        std::size_t tail = (head_ + size_) % storage_bytes_;
         std::size_t moved = 0;
         while (moved < bytes) {
-            const std::size_t chunk = std::min(bytes - moved, capacity_ - tail);
-            from.peek(offset + moved, std::span<std::byte>(storage_.data() + tail, chunk));
+            const std::size_t chunk = std::min(bytes - moved, storage_bytes_ - tail);
+            from.peek(offset + moved, std::span<std::byte>(storage_.get() + tail, chunk));
             moved += chunk;
-            tail = (tail + chunk) % capacity_;
+            tail = (tail + chunk) % storage_bytes_;
         }
         size_ += bytes;
     }
@@ -94,8 +99,33 @@ public:
     void clear() { consume(size_); }
 
 private:
+    // Small enough for glibc's per-thread cache of freed blocks (up to 1032 bytes), so the
+    // allocate/release cycle of a command-sized exchange stays off the slow malloc paths.
+    static constexpr std::size_t kStorageBytesMin = 1024;
+
+    /// Makes the storage hold at least `bytes` (≤ capacity), moving the held bytes to the front.
+    void reserve(std::size_t bytes) {
+        FAULTLINE_ASSERT(bytes <= capacity_);
+        if (bytes <= storage_bytes_) {
+            return;
+        }
+        std::size_t grown = std::max(storage_bytes_ * 2, kStorageBytesMin);
+        while (grown < bytes) {
+            grown *= 2;
+        }
+        grown = std::min(grown, capacity_);
+        std::unique_ptr<std::byte[]> larger(new std::byte[grown]);  // uninitialised on purpose
+        if (size_ > 0) {
+            peek(0, std::span<std::byte>(larger.get(), size_));
+        }
+        storage_ = std::move(larger);
+        storage_bytes_ = grown;
+        head_ = 0;
+    }
+
     std::size_t capacity_;
-    std::vector<std::byte> storage_;
+    std::unique_ptr<std::byte[]> storage_;
+    std::size_t storage_bytes_ = 0;
     std::size_t head_ = 0;
     std::size_t size_ = 0;
 };
@@ -183,7 +213,8 @@ struct World::Thread {
     std::string name;
     bool pool = false;
     std::unique_ptr<Fiber> fiber;
-    model::Task task;
+    model::Task task;  // a spawned thread's body
+    PoolWork work;     // a pool thread's next work
     bool finished = false;
     bool exit_requested = false;
     Event* waiting = nullptr;
@@ -291,22 +322,56 @@ std::string_view World::current_thread_name() const noexcept {
 // ---- time and the pool ------------------------------------------------------------------------
 
 void World::post(model::Task task) {
-    scheduler_.post_after(Duration::zero(),
-                          [this, task = std::move(task)]() mutable { run_pooled(std::move(task)); });
+    PoolWork work;
+    work.task = std::move(task);
+    post_pooled(std::move(work));
 }
 
 void World::post_after(Duration delay, model::Task task) {
     scheduler_.post_after(std::max(delay, Duration::zero()),
-                          [this, task = std::move(task)]() mutable { run_pooled(std::move(task)); });
+                          [this, task = std::move(task)]() mutable {
+                              PoolWork work;
+                              work.task = std::move(task);
+                              run_pooled(std::move(work));
+                          });
 }
 
 void World::deliver_io(model::IoHandler handler, std::error_code error, std::size_t bytes) {
-    post([handler = std::move(handler), error, bytes] { handler(error, bytes); });
+    PoolWork work;
+    work.kind = PoolWork::Kind::io;
+    work.io_handler = std::move(handler);
+    work.error = error;
+    work.bytes = bytes;
+    post_pooled(std::move(work));
 }
 
 void World::deliver_connect(model::ConnectHandler handler, std::error_code error,
                             ConnectionId connection) {
-    post([handler = std::move(handler), error, connection] { handler(error, connection); });
+    PoolWork work;
+    work.kind = PoolWork::Kind::connect;
+    work.connect_handler = std::move(handler);
+    work.error = error;
+    work.connection = connection;
+    post_pooled(std::move(work));
+}
+
+// Zero-delay events run in posting order (equal times run by sequence, and time never goes
+// back), so the event posted here for the k-th queued item is the k-th such event to run. The
+// event itself captures only `this`, which std::function stores without allocating.
+void World::post_pooled(PoolWork work) {
+    pool_queue_.push_back(std::move(work));
+    scheduler_.post_after(Duration::zero(), [this] { run_next_pooled(); });
+}
+
+void World::run_next_pooled() {
+    FAULTLINE_ASSERT(pool_queue_head_ < pool_queue_.size());
+    PoolWork work = std::move(pool_queue_[pool_queue_head_]);
+    ++pool_queue_head_;
+    if (pool_queue_head_ == pool_queue_.size()) {
+        pool_queue_.clear();
+        pool_queue_head_ = 0;
+    }
+    run_pooled(std::move(work));
 }
 
 bool World::run_until_idle(std::uint64_t events_max) {
@@ -411,10 +476,20 @@ void World::thread_exited(Thread& self) {
 void World::pool_main(Thread& self) {
     for (;;) {
         {
-            model::Task task = std::move(self.task);
-            self.task = nullptr;
+            PoolWork work = std::move(self.work);
+            self.work = PoolWork{};
             try {
-                task();
+                switch (work.kind) {
+                    case PoolWork::Kind::task:
+                        work.task();
+                        break;
+                    case PoolWork::Kind::io:
+                        work.io_handler(work.error, work.bytes);
+                        break;
+                    case PoolWork::Kind::connect:
+                        work.connect_handler(work.error, work.connection);
+                        break;
+                }
             } catch (...) {
                 capture_exception();
             }
@@ -424,7 +499,7 @@ void World::pool_main(Thread& self) {
     }
 }
 
-void World::run_pooled(model::Task task) {
+void World::run_pooled(PoolWork work) {
     Thread* worker = nullptr;
     if (!idle_pool_.empty()) {
         worker = &thread(idle_pool_.back());
@@ -446,7 +521,7 @@ void World::run_pooled(model::Task task) {
             std::make_unique<Fiber>([this, &self] { pool_main(self); }, options_.stack_bytes);
         threads_.push_back(std::move(created));
     }
-    worker->task = std::move(task);
+    worker->work = std::move(work);
     resume(*worker);
 }
 

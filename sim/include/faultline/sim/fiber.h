@@ -1,6 +1,7 @@
-// Fiber: a stackful coroutine on ucontext, for logical threads that block (EndSend before
-// completion) without an OS thread. Only the scheduler context resumes fibers; a fiber suspends
-// back to it. Not thread-safe: one OS thread drives all fibers of a world.
+// Fiber: a stackful coroutine (a hand-written stack switch on x86-64 Linux, ucontext elsewhere),
+// for logical threads that block (EndSend before completion) without an OS thread. Only the
+// scheduler context resumes fibers; a fiber suspends back to it. Not thread-safe: one OS thread
+// drives all fibers of a world.
 #pragma once
 
 #include <cstddef>

@@ -168,6 +168,18 @@ private:
     struct Listener;
     struct Thread;
     struct Swarm;
+    /// What a pool thread runs next: a task, or an I/O or connect completion carried as its
+    /// handler and arguments (so delivering one does not wrap the handler in another Task).
+    struct PoolWork {
+        enum class Kind : std::uint8_t { task, io, connect };
+        Kind kind = Kind::task;
+        model::Task task;
+        model::IoHandler io_handler;
+        model::ConnectHandler connect_handler;
+        std::error_code error;
+        std::size_t bytes = 0;
+        model::ConnectionId connection{};
+    };
 
     Conn& conn(model::ConnectionId connection);
     [[nodiscard]] const Conn& conn(model::ConnectionId connection) const;
@@ -215,7 +227,9 @@ private:
     void schedule_resume(Thread& target);
     void thread_main(Thread& self);
     void pool_main(Thread& self);
-    void run_pooled(model::Task task);
+    void post_pooled(PoolWork work);
+    void run_next_pooled();
+    void run_pooled(PoolWork work);
     void thread_exited(Thread& self);
     void capture_exception();
 
@@ -231,6 +245,9 @@ private:
     std::vector<std::unique_ptr<Listener>> listeners_;
     std::vector<std::unique_ptr<Thread>> threads_;
     std::vector<model::ThreadId> idle_pool_;
+    // Zero-delay pool work in posting order; each matching scheduler event takes the front.
+    std::vector<PoolWork> pool_queue_;
+    std::size_t pool_queue_head_ = 0;
     std::map<std::uint64_t, std::pair<model::ThreadId, model::Task>> exit_watches_;
     std::uint64_t exit_watch_last_ = 0;
     Thread* current_ = nullptr;
