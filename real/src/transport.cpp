@@ -11,6 +11,7 @@
 // system-header exemption no longer applies; the pragma covers Asio's lines and nothing of ours.
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wnull-dereference"
+#include <asio/defer.hpp>
 #include <asio/executor_work_guard.hpp>
 #include <asio/io_context.hpp>
 #include <asio/ip/tcp.hpp>
@@ -272,7 +273,10 @@ private:
     void receive_ready(const std::shared_ptr<Connection>& connection);
     void accept_ready(const std::shared_ptr<Listener>& listener);
     void connect_ready(const std::shared_ptr<Connection>& connection);
-    void complete_io(model::IoHandler handler, std::error_code error, std::size_t bytes);
+    void complete_io(model::IoHandler handler,
+                     std::error_code error,
+                     std::size_t bytes,
+                     bool from_reactor = false);
     void complete_connect(model::ConnectHandler handler, model::Result<ConnectionId> result);
 
     const std::uint64_t serial_;
@@ -524,9 +528,22 @@ void Core::post_after(model::Duration delay, model::Task task) {
     });
 }
 
-void Core::complete_io(model::IoHandler handler, std::error_code error, std::size_t bytes) {
+// From a readiness callback (which returns at once) the completion is deferred: it runs on the
+// same pool thread right after the callback, instead of waking another pool thread, a context
+// switch per operation when the pool shares a CPU. Anywhere else it is posted: the caller may be
+// a handler that now blocks waiting for this very completion, and a deferred one would wait
+// behind it.
+void Core::complete_io(model::IoHandler handler,
+                       std::error_code error,
+                       std::size_t bytes,
+                       bool from_reactor) {
     FAULTLINE_ASSERT(!error || bytes == 0);
-    asio::post(io_, [handler = std::move(handler), error, bytes] { handler(error, bytes); });
+    auto completion = [handler = std::move(handler), error, bytes] { handler(error, bytes); };
+    if (from_reactor) {
+        asio::defer(io_, std::move(completion));
+    } else {
+        asio::post(io_, std::move(completion));
+    }
 }
 
 void Core::complete_connect(model::ConnectHandler handler, model::Result<ConnectionId> result) {
@@ -916,13 +933,24 @@ void Core::async_send(ConnectionId connection_id, std::span<const std::byte> byt
     FAULTLINE_ASSERT(!bytes.empty());
     FAULTLINE_ASSERT(static_cast<bool>(handler));
     const std::shared_ptr<Connection> connection = find_connection(connection_id);
-    const std::lock_guard lock(connection->mutex);
-    FAULTLINE_ASSERT(connection->open);
-    FAULTLINE_ASSERT(!connection->send_pending);
-    connection->send_pending = true;
-    connection->send_bytes = bytes;
-    connection->send_handler = std::move(handler);
-    arm_send_wait(connection);
+    model::Result<std::size_t> result = NetErrc::would_block;
+    {
+        const std::lock_guard lock(connection->mutex);
+        FAULTLINE_ASSERT(connection->open);
+        FAULTLINE_ASSERT(!connection->send_pending);
+        // One send(2) now: a writable socket (the usual case) needs no readiness wait, which
+        // would cost a reactor round trip and a pool thread wake-up. The handler still runs
+        // later, on the pool.
+        result = send_once(*connection, bytes);
+        if (!result && result.error() == NetErrc::would_block) {
+            connection->send_pending = true;
+            connection->send_bytes = bytes;
+            connection->send_handler = std::move(handler);
+            arm_send_wait(connection);
+            return;
+        }
+    }
+    complete_io(std::move(handler), result.error(), result.has_value() ? result.value() : 0);
 }
 
 void Core::async_receive(ConnectionId connection_id, std::span<std::byte> buffer,
@@ -930,13 +958,22 @@ void Core::async_receive(ConnectionId connection_id, std::span<std::byte> buffer
     FAULTLINE_ASSERT(!buffer.empty());
     FAULTLINE_ASSERT(static_cast<bool>(handler));
     const std::shared_ptr<Connection> connection = find_connection(connection_id);
-    const std::lock_guard lock(connection->mutex);
-    FAULTLINE_ASSERT(connection->open);
-    FAULTLINE_ASSERT(!connection->receive_pending);
-    connection->receive_pending = true;
-    connection->receive_buffer = buffer;
-    connection->receive_handler = std::move(handler);
-    arm_receive_wait(connection);
+    model::Result<std::size_t> result = NetErrc::would_block;
+    {
+        const std::lock_guard lock(connection->mutex);
+        FAULTLINE_ASSERT(connection->open);
+        FAULTLINE_ASSERT(!connection->receive_pending);
+        // As async_send: bytes already queued are taken at once, the handler runs later.
+        result = receive_once(*connection, buffer);
+        if (!result && result.error() == NetErrc::would_block) {
+            connection->receive_pending = true;
+            connection->receive_buffer = buffer;
+            connection->receive_handler = std::move(handler);
+            arm_receive_wait(connection);
+            return;
+        }
+    }
+    complete_io(std::move(handler), result.error(), result.has_value() ? result.value() : 0);
 }
 
 void Core::arm_send_wait(const std::shared_ptr<Connection>& connection) {
@@ -982,8 +1019,11 @@ void Core::send_ready(const std::shared_ptr<Connection>& connection) {
         handler = std::move(connection->send_handler);
         connection->send_handler = nullptr;
     }
-    // Posted, not run here: the handler may block, and then it holds only its own pool thread.
-    complete_io(std::move(handler), result.error(), result.has_value() ? result.value() : 0);
+    // Not run here: the handler may block, and then it holds only its own pool thread.
+    complete_io(std::move(handler),
+                result.error(),
+                result.has_value() ? result.value() : 0,
+                /*from_reactor=*/true);
 }
 
 void Core::receive_ready(const std::shared_ptr<Connection>& connection) {
@@ -1005,7 +1045,10 @@ void Core::receive_ready(const std::shared_ptr<Connection>& connection) {
         handler = std::move(connection->receive_handler);
         connection->receive_handler = nullptr;
     }
-    complete_io(std::move(handler), result.error(), result.has_value() ? result.value() : 0);
+    complete_io(std::move(handler),
+                result.error(),
+                result.has_value() ? result.value() : 0,
+                /*from_reactor=*/true);
 }
 
 void Core::cancel_send(ConnectionId connection_id) {
