@@ -1,7 +1,9 @@
 // Goal: SmtpClient<T>.SendAsync behaves as clause list C says under both profiles: the M-1 check
 // order and M-2 wrapping, M-3, exactly one SendCompleted (M-5, M-7), the envelope and content on
 // the wire (M-13, M-32), recipient failures (M-15/16/17), HELO fallback (M-19), server close
-// (M-25), a drop after the final dot (M-26, unknown), cancel (M-9), timeout (M-8), reuse (M-12).
+// (M-25), a drop after the final dot (M-26, unknown), cancel (M-9), timeout (M-8), reuse (M-12);
+// AUTH with Credentials (M-21), EnableSsl refused up front (M-20 not yet), SMTPUTF8 and DSN
+// parameters (M-23) with raw UTF-8 headers (M-30), IDNA domains and ASCII local parts (M-13).
 // Method: one typed suite for sim::World ("Sim") and real::RealTransport ("Real"); each body runs
 // on a logical thread against SmtpServer<T> with a script, and waits for SendCompleted through an
 // event with a budget. Nothing sleeps on real; tests that must wait out silence run on sim only.
@@ -28,10 +30,13 @@ using model::DeliveryOutcome;
 using model::Duration;
 using model::Endpoint;
 using model::MailAddress;
+using model::DeliveryNotificationOptions;
 using model::MailMessage;
+using model::NetworkCredential;
 using model::Profile;
 using model::SmtpAction;
 using model::SmtpClient;
+using model::SmtpDeliveryFormat;
 using model::SmtpException;
 using model::SmtpScript;
 using model::SmtpServer;
@@ -597,6 +602,401 @@ TYPED_TEST(SmtpClientTest, ConnectFailureCompletesWithSmtpException) {
         ASSERT_NE(error, nullptr);
         EXPECT_EQ(error->StatusCode(), SmtpStatusCode::GeneralFailure);
         EXPECT_FALSE(completions->at(0).Cancelled);
+    });
+}
+
+// ---- M-21 AUTH ---------------------------------------------------------------------------------
+
+/// "EHLO …", then `middle`, then the envelope of simple_message() and DATA.
+std::vector<std::string> commands_around(const std::vector<std::string>& middle) {
+    std::vector<std::string> commands = {"EHLO client.faultline.test"};
+    commands.insert(commands.end(), middle.begin(), middle.end());
+    commands.insert(commands.end(), {"MAIL FROM:<jane@x.test>", "RCPT TO:<ben@x.test>", "DATA"});
+    return commands;
+}
+
+SmtpScript auth_script() {
+    SmtpScript script;
+    script.advertise_auth = true;
+    script.require_auth = true;
+    script.auth_users = {{"alice", "wonderland"}};
+    return script;
+}
+
+// M-21: with Credentials, AUTH LOGIN after EHLO (user, then password, base64), then the mail;
+// LOGIN succeeding means PLAIN is never tried, under either profile.
+TYPED_TEST(SmtpClientTest, M21_CredentialsAuthenticateWithLogin) {
+    for (const Profile& profile : profiles()) {
+        this->with_client(profile, auth_script(), [&](auto& server, auto& client, auto& done) {
+            EXPECT_FALSE(client.Credentials().has_value());
+            client.Credentials(NetworkCredential{.UserName = "alice", .Password = "wonderland"});
+            ASSERT_TRUE(client.Credentials().has_value());
+            EXPECT_EQ(client.Credentials()->UserName, "alice");
+            client.SendAsync(simple_message(), std::any());
+            ASSERT_TRUE(done.wait(this->env.transport, 0));
+            EXPECT_EQ(done.at(0).Error, nullptr) << profile.name;
+            const auto session = server.sessions().at(0);
+            EXPECT_EQ(session.commands,
+                      commands_around({"AUTH LOGIN", "YWxpY2U=", "d29uZGVybGFuZA=="}))
+                << profile.name;
+            EXPECT_EQ(session.authenticated_user, "alice");
+        });
+    }
+}
+
+// M-21: no Credentials → no AUTH even where it is advertised; the server's 530 on MAIL is the
+// error (SmtpException 530), not anything about AUTH.
+TYPED_TEST(SmtpClientTest, M21_NoCredentialsNoAuthAndMail530IsTheError) {
+    this->with_client(model::kDotnetUnix, auth_script(), [&](auto& server, auto& client, auto& done) {
+        client.SendAsync(simple_message(), std::any());
+        ASSERT_TRUE(done.wait(this->env.transport, 0));
+        auto error = as<SmtpException>(done.at(0).Error);
+        ASSERT_NE(error, nullptr);
+        EXPECT_EQ(error->StatusCode(), SmtpStatusCode::MustIssueStartTlsFirst);
+        EXPECT_EQ(server.sessions().at(0).commands,
+                  (std::vector<std::string>{"EHLO client.faultline.test",
+                                            "MAIL FROM:<jane@x.test>"}));
+    });
+}
+
+// M-21: wrong credentials → LOGIN refused (535), then PLAIN where the profile allows it
+// (documented) or nothing (dotnet-unix: .NET has no PLAIN); either way the send carries on
+// unauthenticated and MAIL's 530 is the error.
+TYPED_TEST(SmtpClientTest, M21_RefusedLoginFallsToPlainPerProfileThenMail530) {
+    for (const Profile& profile : profiles()) {
+        this->with_client(profile, auth_script(), [&](auto& server, auto& client, auto& done) {
+            client.Credentials(NetworkCredential{.UserName = "alice", .Password = "wrong"});
+            client.SendAsync(simple_message(), std::any());
+            ASSERT_TRUE(done.wait(this->env.transport, 0));
+            auto error = as<SmtpException>(done.at(0).Error);
+            ASSERT_NE(error, nullptr);
+            EXPECT_EQ(error->StatusCode(), SmtpStatusCode::MustIssueStartTlsFirst);
+            std::vector<std::string> expected = {
+                "EHLO client.faultline.test", "AUTH LOGIN", "YWxpY2U=", "d3Jvbmc="};
+            if (profile.smtp_auth_plain) {
+                expected.emplace_back("AUTH PLAIN AGFsaWNlAHdyb25n");  // \0alice\0wrong
+            }
+            expected.emplace_back("MAIL FROM:<jane@x.test>");
+            const auto session = server.sessions().at(0);
+            EXPECT_EQ(session.commands, expected) << profile.name;
+            EXPECT_TRUE(session.authenticated_user.empty());
+        });
+    }
+}
+
+// M-21: only PLAIN advertised → documented authenticates with PLAIN; dotnet-unix skips AUTH
+// ("AUTH PLAIN" alone offers nothing .NET can use) and fails on MAIL's 530.
+TYPED_TEST(SmtpClientTest, M21_PlainOnlyServerFollowsTheProfile) {
+    SmtpScript script = auth_script();
+    script.advertise_auth = false;
+    script.capabilities = {"8BITMIME", "auth=plain"};  // keyword case and '=' as .NET parses them
+    for (const Profile& profile : profiles()) {
+        this->with_client(profile, script, [&](auto& server, auto& client, auto& done) {
+            client.Credentials(NetworkCredential{.UserName = "alice", .Password = "wonderland"});
+            client.SendAsync(simple_message(), std::any());
+            ASSERT_TRUE(done.wait(this->env.transport, 0));
+            const auto session = server.sessions().at(0);
+            if (profile.smtp_auth_plain) {
+                EXPECT_EQ(done.at(0).Error, nullptr);
+                EXPECT_EQ(session.commands,
+                          commands_around({"AUTH PLAIN AGFsaWNlAHdvbmRlcmxhbmQ="}));
+                EXPECT_EQ(session.authenticated_user, "alice");
+            } else {
+                EXPECT_NE(as<SmtpException>(done.at(0).Error), nullptr);
+                EXPECT_EQ(session.commands,
+                          (std::vector<std::string>{"EHLO client.faultline.test",
+                                                    "MAIL FROM:<jane@x.test>"}));
+            }
+        });
+    }
+}
+
+// M-19, M-21: after the HELO fallback nothing is advertised, and LOGIN is assumed.
+TYPED_TEST(SmtpClientTest, M21_AfterHeloFallbackLoginIsAssumed) {
+    SmtpScript script = auth_script();
+    script.steps["EHLO"] = SmtpStep{.reply = {"500 5.5.1 what?"}};
+    this->with_client(model::kDocumented, script, [&](auto& server, auto& client, auto& done) {
+        client.Credentials(NetworkCredential{.UserName = "alice", .Password = "wonderland"});
+        client.SendAsync(simple_message(), std::any());
+        ASSERT_TRUE(done.wait(this->env.transport, 0));
+        EXPECT_EQ(done.at(0).Error, nullptr);
+        auto expected = commands_around({"HELO client.faultline.test", "AUTH LOGIN", "YWxpY2U=",
+                                         "d29uZGVybGFuZA=="});
+        EXPECT_EQ(server.sessions().at(0).commands, expected);
+    });
+}
+
+// M-4, M-12: Credentials, EnableSsl and DeliveryFormat setters throw during a send; changing
+// Credentials or EnableSsl drops the cached connection (setting the same value does not).
+TYPED_TEST(SmtpClientTest, M12_CredentialsAndEnableSslChangesDropTheConnection) {
+    SmtpScript script;
+    script.advertise_auth = true;
+    this->with_client(model::kDotnetUnix, script, [&](auto& server, auto& client, auto& done) {
+        client.SendAsync(simple_message(), std::any());
+        ASSERT_TRUE(done.wait(this->env.transport, 0));
+        client.Credentials(std::nullopt);  // unchanged: the connection stays
+        client.EnableSsl(false);
+        client.SendAsync(simple_message(), std::any());
+        ASSERT_TRUE(done.wait(this->env.transport, 1));
+        EXPECT_EQ(server.sessions().size(), 1U);
+        client.Credentials(NetworkCredential{.UserName = "u", .Password = "p"});
+        client.SendAsync(simple_message(), std::any());
+        ASSERT_TRUE(done.wait(this->env.transport, 2));
+        EXPECT_EQ(server.sessions().size(), 2U);
+        EXPECT_EQ(server.sessions().at(1).authenticated_user, "u");
+        client.EnableSsl(true);
+        client.EnableSsl(false);
+        client.SendAsync(simple_message(), std::any());
+        ASSERT_TRUE(done.wait(this->env.transport, 3));
+        const auto sessions = server.sessions();
+        ASSERT_EQ(sessions.size(), 3U);
+        EXPECT_TRUE(sessions[0].closed);
+        EXPECT_TRUE(sessions[1].closed);
+        for (std::size_t i = 0; i < 4; ++i) {
+            EXPECT_EQ(done.at(i).Error, nullptr) << i;
+        }
+    });
+    SmtpScript stalled;
+    stalled.steps["MAIL"] = SmtpStep{.action = SmtpAction::stall};
+    this->with_client(model::kDocumented, stalled, [&](auto&, auto& client, auto& done) {
+        client.SendAsync(simple_message(), std::any());
+        EXPECT_THROW(client.Credentials(NetworkCredential{}), model::InvalidOperationException);
+        EXPECT_THROW(client.EnableSsl(true), model::InvalidOperationException);
+        EXPECT_THROW(client.DeliveryFormat(SmtpDeliveryFormat::International),
+                     model::InvalidOperationException);
+        client.SendAsyncCancel();
+        ASSERT_TRUE(done.wait(this->env.transport, 0));
+        EXPECT_FALSE(client.Credentials().has_value());
+        EXPECT_FALSE(client.EnableSsl());
+        EXPECT_EQ(client.DeliveryFormat(), SmtpDeliveryFormat::SevenBit);
+    });
+}
+
+// ---- EnableSsl (M-20 is a later issue) -----------------------------------------------------------
+
+// EnableSsl = true: Send and SendAsync throw NotSupportedException after the M-1 checks (which
+// keep their shapes, M-2), unwrapped under both profiles, no SendCompleted, no connection: the
+// only session the server ever sees is the one made after EnableSsl is switched off again.
+TYPED_TEST(SmtpClientTest, EnableSslIsNotSupportedAndNeverConnects) {
+    for (const Profile& profile : profiles()) {
+        this->with_client(profile, default_script(), [&](auto& server, auto& client, auto& done) {
+            EXPECT_FALSE(client.EnableSsl());
+            client.EnableSsl(true);
+            EXPECT_TRUE(client.EnableSsl());
+            // M-1 order: the null message is still found first.
+            try {
+                client.SendAsync(nullptr, std::any());
+                ADD_FAILURE() << "no exception";
+            } catch (const model::NotSupportedException&) {
+                ADD_FAILURE() << "EnableSsl checked before the message";
+            } catch (const model::DotnetException&) {
+            }
+            for (int sync = 0; sync < 2; ++sync) {
+                try {
+                    if (sync == 1) {
+                        client.Send(*simple_message());
+                    } else {
+                        client.SendAsync(simple_message(), std::any());
+                    }
+                    ADD_FAILURE() << "no exception";
+                } catch (const SmtpException& e) {
+                    ADD_FAILURE() << "wrapped: " << e.what();
+                } catch (const model::NotSupportedException& e) {
+                    EXPECT_STREQ(e.what(), std::string(model::kEnableSslNotSupported).c_str());
+                }
+                EXPECT_FALSE(client.send_in_progress());
+            }
+            EXPECT_EQ(done.count(), 0U);
+            client.EnableSsl(false);
+            EXPECT_EQ(client.Send(*simple_message()), DeliveryOutcome::delivered);
+            EXPECT_EQ(server.session_count(), 1U);
+            EXPECT_EQ(server.sessions().at(0).commands.front(), "EHLO client.faultline.test");
+            EXPECT_EQ(done.count(), 0U);
+        });
+    }
+}
+
+// ---- M-23 SMTPUTF8 and DSN, M-30 raw headers, M-13 addresses -----------------------------------
+
+std::shared_ptr<MailMessage> international_message() {
+    auto message = std::make_shared<MailMessage>();
+    message->From(MailAddress("j\u00f6se@b\u00fccher.example", "J\u00f6se"));
+    message->To().emplace_back("ben@x.test");
+    message->To().emplace_back("ann@m\u00fcnchen.example");
+    message->Subject("Gr\u00fc\u00dfe");
+    message->Body("hi");
+    return message;
+}
+
+SmtpScript eai_script(std::vector<std::string> capabilities) {
+    SmtpScript script;
+    script.capabilities = std::move(capabilities);
+    return script;
+}
+
+// M-23, M-30: SMTPUTF8 advertised + International → MAIL gets " BODY=8BITMIME SMTPUTF8", the
+// addresses and headers go raw; DSN advertised → each RCPT gets the NOTIFY subset.
+TYPED_TEST(SmtpClientTest, M23_SmtpUtf8AndDsnParameters) {
+    for (const Profile& profile : profiles()) {
+        auto message = international_message();
+        message->DeliveryNotificationOptions(DeliveryNotificationOptions::OnFailure |
+                                             DeliveryNotificationOptions::Delay |
+                                             DeliveryNotificationOptions::OnSuccess);
+        this->with_client(profile,
+                          eai_script({"8BITMIME", "smtputf8", "DSN"}),
+                          [&](auto& server, auto& client, auto& done) {
+                              EXPECT_EQ(client.DeliveryFormat(), SmtpDeliveryFormat::SevenBit);
+                              client.DeliveryFormat(SmtpDeliveryFormat::International);
+                              client.SendAsync(message, std::any());
+                              ASSERT_TRUE(done.wait(this->env.transport, 0));
+                              EXPECT_EQ(done.at(0).Error, nullptr);
+                              const auto session = server.sessions().at(0);
+                              EXPECT_EQ(
+                                  session.commands,
+                                  (std::vector<std::string>{
+                                      "EHLO client.faultline.test",
+                                      "MAIL FROM:<j\u00f6se@b\u00fccher.example> BODY=8BITMIME "
+                                      "SMTPUTF8",
+                                      "RCPT TO:<ben@x.test> NOTIFY=SUCCESS,FAILURE,DELAY",
+                                      "RCPT TO:<ann@m\u00fcnchen.example> "
+                                      "NOTIFY=SUCCESS,FAILURE,DELAY",
+                                      "DATA"}));
+                              const std::string content =
+                                  session.transactions.at(0).content;
+                              EXPECT_NE(content.find("\r\nFrom: \"J\u00f6se\" "
+                                                     "<j\u00f6se@b\u00fccher.example>\r\n"),
+                                        std::string::npos)
+                                  << content;
+                              EXPECT_NE(content.find("\r\nSubject: Gr\u00fc\u00dfe\r\n"),
+                                        std::string::npos)
+                                  << content;
+                          });
+    }
+}
+
+// M-23: each condition alone is not enough. SevenBit with SMTPUTF8 advertised, or International
+// without it → no SMTPUTF8 parameter and punycoded domains (M-13); no DSN advertised → no NOTIFY;
+// Never → NOTIFY=NEVER; None → nothing.
+TYPED_TEST(SmtpClientTest, M23_ParametersNeedBothSides) {
+    struct Case {
+        std::vector<std::string> capabilities;
+        SmtpDeliveryFormat format;
+        DeliveryNotificationOptions notify;
+        std::string rcpt;
+    };
+    const std::vector<Case> cases = {
+        {{"SMTPUTF8", "DSN"},
+         SmtpDeliveryFormat::SevenBit,
+         DeliveryNotificationOptions::Never,
+         "RCPT TO:<ann@xn--mnchen-3ya.example> NOTIFY=NEVER"},
+        {{"8BITMIME"},
+         SmtpDeliveryFormat::International,
+         DeliveryNotificationOptions::OnFailure,
+         "RCPT TO:<ann@xn--mnchen-3ya.example>"},
+        {{"DSN"},
+         SmtpDeliveryFormat::International,
+         DeliveryNotificationOptions::None,
+         "RCPT TO:<ann@xn--mnchen-3ya.example>"},
+    };
+    for (const Case& test_case : cases) {
+        auto message = std::make_shared<MailMessage>(MailAddress("jane@x.test", "J\u00f6"),
+                                                     MailAddress("ann@m\u00fcnchen.example"));
+        message->Subject("Gr\u00fc\u00dfe");
+        message->DeliveryNotificationOptions(test_case.notify);
+        this->with_client(model::kDotnetUnix,
+                          eai_script(test_case.capabilities),
+                          [&](auto& server, auto& client, auto& done) {
+                              client.DeliveryFormat(test_case.format);
+                              client.SendAsync(message, std::any());
+                              ASSERT_TRUE(done.wait(this->env.transport, 0));
+                              EXPECT_EQ(done.at(0).Error, nullptr);
+                              const auto session = server.sessions().at(0);
+                              EXPECT_EQ(session.commands,
+                                        (std::vector<std::string>{"EHLO client.faultline.test",
+                                                                  "MAIL FROM:<jane@x.test>",
+                                                                  test_case.rcpt,
+                                                                  "DATA"}));
+                              const auto& transaction = session.transactions.at(0);
+                              EXPECT_EQ(transaction.recipients.at(0).address,
+                                        "ann@xn--mnchen-3ya.example");
+                              // M-30: encoded words, and the IDN domain downgraded in To too.
+                              EXPECT_NE(transaction.content.find("\r\nTo: "
+                                                                 "ann@xn--mnchen-3ya.example\r\n"),
+                                        std::string::npos);
+                              EXPECT_NE(transaction.content.find("\r\nSubject: =?utf-8?B?"),
+                                        std::string::npos);
+                          });
+    }
+}
+
+// M-13: a non-ASCII local part without SMTPUTF8 in use → SmtpException with .NET's text, found
+// when that command is built: the earlier RCPT went out, no DATA; the connection is aborted.
+// For the sender nothing after EHLO is sent. Send throws the same exception.
+TYPED_TEST(SmtpClientTest, M13_NonAsciiLocalPartNeedsSmtpUtf8) {
+    const std::string expected_text =
+        "The client or server is only configured for E-mail addresses with ASCII local-parts: "
+        "j\u00f6rg@x.test.";
+    // International, but the server does not offer SMTPUTF8.
+    this->with_client(model::kDotnetUnix,
+                      eai_script({"8BITMIME"}),
+                      [&](auto& server, auto& client, auto& done) {
+                          client.DeliveryFormat(SmtpDeliveryFormat::International);
+                          client.SendAsync(simple_message({"ben@x.test", "j\u00f6rg@x.test"}),
+                                           std::any());
+                          ASSERT_TRUE(done.wait(this->env.transport, 0));
+                          auto error = as<SmtpException>(done.at(0).Error);
+                          ASSERT_NE(error, nullptr);
+                          EXPECT_EQ(as<model::SmtpFailedRecipientException>(done.at(0).Error),
+                                    nullptr);
+                          EXPECT_EQ(error->StatusCode(), SmtpStatusCode::GeneralFailure);
+                          EXPECT_EQ(error->what(), expected_text);
+                          EXPECT_EQ(error->InnerException(), nullptr);
+                          EXPECT_EQ(done.at(0).delivery, DeliveryOutcome::not_delivered);
+                          const auto session = server.sessions().at(0);
+                          EXPECT_EQ(session.commands,
+                                    (std::vector<std::string>{"EHLO client.faultline.test",
+                                                              "MAIL FROM:<jane@x.test>",
+                                                              "RCPT TO:<ben@x.test>"}));
+                          // Sender: SMTPUTF8 offered but DeliveryFormat SevenBit.
+                          client.DeliveryFormat(SmtpDeliveryFormat::SevenBit);
+                          MailMessage from_unicode("j\u00f6rg@x.test", "ben@x.test");
+                          try {
+                              client.Send(from_unicode);
+                              ADD_FAILURE() << "no exception";
+                          } catch (const model::SmtpFailedRecipientException&) {
+                              ADD_FAILURE() << "not a recipient failure";
+                          } catch (const SmtpException& e) {
+                              EXPECT_EQ(e.what(), expected_text);
+                          }
+                          const auto sessions = server.sessions();
+                          ASSERT_EQ(sessions.size(), 2U);  // the failure aborted the first
+                          EXPECT_EQ(sessions[1].commands,
+                                    (std::vector<std::string>{"EHLO client.faultline.test"}));
+                      });
+    // With SMTPUTF8 in use the same address is sent raw.
+    this->with_client(model::kDotnetUnix,
+                      eai_script({"SMTPUTF8"}),
+                      [&](auto& server, auto& client, auto& done) {
+                          client.DeliveryFormat(SmtpDeliveryFormat::International);
+                          client.SendAsync(simple_message({"j\u00f6rg@x.test"}), std::any());
+                          ASSERT_TRUE(done.wait(this->env.transport, 0));
+                          EXPECT_EQ(done.at(0).Error, nullptr);
+                          EXPECT_EQ(server.sessions().at(0).commands.at(2),
+                                    "RCPT TO:<j\u00f6rg@x.test>");
+                      });
+}
+
+// M-13, M-15: a refused IDN recipient is reported in its envelope (punycoded) form.
+TYPED_TEST(SmtpClientTest, M13_FailedIdnRecipientIsReportedAsSent) {
+    SmtpScript script;
+    script.recipient_steps["ann@xn--mnchen-3ya.example"] = SmtpStep{.reply = {"550 5.1.1 no"}};
+    this->with_client(model::kDocumented, script, [&](auto&, auto& client, auto& done) {
+        client.SendAsync(simple_message({"ann@m\u00fcnchen.example", "ben@x.test"}), std::any());
+        ASSERT_TRUE(done.wait(this->env.transport, 0));
+        auto error = as<model::SmtpFailedRecipientException>(done.at(0).Error);
+        ASSERT_NE(error, nullptr);
+        EXPECT_EQ(error->FailedRecipient(), "<ann@xn--mnchen-3ya.example>");
+        EXPECT_EQ(done.at(0).delivery, DeliveryOutcome::delivered);
     });
 }
 
