@@ -170,11 +170,14 @@ const std::map<std::string, std::vector<std::string>>& key_table() {
           "network", "sockets", "connect", "peer", "faults", "swarm", "threads", "expect",
           "smtp"}},
         {"smtp", {"server", "clients"}},
-        {"smtp_client", {"to", "host", "port", "timeout_ms", "date"}},
+        {"smtp_client",
+         {"to", "host", "port", "timeout_ms", "date", "credentials", "enable_ssl",
+          "delivery_format"}},
+        {"credentials", {"user", "password"}},
         {"mail",
          {"from", "from_display_name", "sender", "to", "cc", "bcc", "subject", "body",
           "body_repeat", "subject_encoding", "body_encoding", "body_transfer_encoding",
-          "is_body_html", "headers"}},
+          "is_body_html", "headers", "delivery_notification"}},
         {"mail_header", {"name", "value"}},
         {"transports", {"sim", "real"}},
         {"network",
@@ -508,6 +511,15 @@ MailSpec parse_mail(const json& value, const std::string& pointer) {
                 field, at, {"unknown", "seven_bit", "eight_bit", "quoted_printable", "base64"});
         } else if (key == "is_body_html") {
             mail.is_body_html = get_bool(field, at);
+        } else if (key == "delivery_notification") {
+            if (!field.is_array() || field.size() > 4) {
+                fail(at, "expected an array of at most 4 options");
+            }
+            for (std::size_t i = 0; i < field.size(); ++i) {
+                mail.delivery_notification.push_back(
+                    get_choice(field[i], at + "/" + std::to_string(i),
+                               {"on_success", "on_failure", "delay", "never"}));
+            }
         } else if (key == "headers") {
             if (!field.is_array() || field.size() > 100) {
                 fail(at, "expected an array of at most 100 headers");
@@ -574,6 +586,23 @@ void parse_smtp(const json& value, const std::string& pointer, Scenario& scenari
                 if (client.date->empty() || client.date->find_first_of("\r\n") != std::string::npos) {
                     fail(at + "/date", "a date is non-empty and holds no CR or LF");
                 }
+            }
+            if (field.contains("credentials")) {
+                check_object(field["credentials"], at + "/credentials", "credentials");
+                if (!field["credentials"].contains("user") ||
+                    !field["credentials"].contains("password")) {
+                    fail(at + "/credentials", "credentials need \"user\" and \"password\"");
+                }
+                client.credentials.emplace(
+                    get_string(field["credentials"]["user"], at + "/credentials/user", 256),
+                    get_string(field["credentials"]["password"], at + "/credentials/password", 256));
+            }
+            if (field.contains("enable_ssl")) {
+                client.enable_ssl = get_bool(field["enable_ssl"], at + "/enable_ssl");
+            }
+            if (field.contains("delivery_format")) {
+                client.international = get_choice(field["delivery_format"], at + "/delivery_format",
+                                                  {"seven_bit", "international"}) == "international";
             }
             smtp.clients[item.key()] = std::move(client);
         }

@@ -103,7 +103,8 @@ const std::map<std::string, std::vector<std::string>>& smtp_script_keys() {
     static const std::map<std::string, std::vector<std::string>> table = {
         {"smtp_script",
          {"domain", "capabilities", "steps", "recipients", "bare_line_feed",
-          "reject_unauthorised_pipelining", "message_bytes_max", "recipients_max"}},
+          "reject_unauthorised_pipelining", "message_bytes_max", "recipients_max", "auth_users",
+          "advertise_auth", "require_auth"}},
         {"smtp_reply_step", {"action", "reply", "raw_reply", "delay_ms", "drop_after_data_bytes"}},
         {"smtp_script_steps",
          {"CONNECT", "EHLO", "HELO", "AUTH", "MAIL", "RCPT", "DATA", ".", "RSET", "NOOP", "QUIT"}},
@@ -165,6 +166,23 @@ SmtpScript parse_smtp_script(const json& root, const std::string& pointer) {
     if (root.contains("message_bytes_max")) {
         script.message_bytes_max = static_cast<std::size_t>(
             get_count(root["message_bytes_max"], pointer + "/message_bytes_max", 1U << 30U));
+    }
+    if (root.contains("auth_users")) {
+        const json& users = root["auth_users"];
+        if (!users.is_object() || users.size() > 100) {
+            throw SmtpScriptError{pointer + "/auth_users",
+                                  "expected an object of user: password (at most 100)"};
+        }
+        for (const auto& item : users.items()) {
+            script.auth_users[item.key()] =
+                get_text(item.value(), pointer + "/auth_users/" + item.key());
+        }
+    }
+    if (root.contains("advertise_auth")) {
+        script.advertise_auth = get_flag(root["advertise_auth"], pointer + "/advertise_auth");
+    }
+    if (root.contains("require_auth")) {
+        script.require_auth = get_flag(root["require_auth"], pointer + "/require_auth");
     }
     if (root.contains("recipients_max")) {
         script.recipients_max = static_cast<std::size_t>(

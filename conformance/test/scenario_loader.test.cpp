@@ -94,6 +94,7 @@ TEST(ScenarioLoader, SchemaAndLoaderAcceptTheSameKeys) {
         {"global_expectation", schema["$defs"]["global_expectation"]},
         {"smtp", schema["$defs"]["smtp"]},
         {"smtp_client", schema["$defs"]["smtp_client"]},
+        {"credentials", schema["$defs"]["credentials"]},
         {"mail", schema["$defs"]["mail"]},
         {"mail_header", schema["$defs"]["mail_header"]},
         {"smtp_script", schema["$defs"]["smtp_script"]},

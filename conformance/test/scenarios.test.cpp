@@ -108,11 +108,12 @@ TEST_P(ScenarioReal, Passes) {
 INSTANTIATE_TEST_SUITE_P(Files, ScenarioSim, testing::ValuesIn(all_cases()), label_of);
 INSTANTIATE_TEST_SUITE_P(Files, ScenarioReal, testing::ValuesIn(all_cases()), label_of);
 
-TEST(ScenarioFiles, AllLoadAndCoverEverySendAndAcceptClause) {
+TEST(ScenarioFiles, AllLoadAndCoverEveryClause) {
     const auto files = list_scenario_files(FAULTLINE_SCENARIO_DIR);
     std::vector<std::string> clauses;
     std::size_t send_files = 0;
     std::size_t accept_files = 0;
+    std::size_t smtp_files = 0;
     for (const std::string& path : files) {
         auto loaded = load_scenario_file(path);
         if (auto* error = std::get_if<std::string>(&loaded)) {
@@ -122,19 +123,28 @@ TEST(ScenarioFiles, AllLoadAndCoverEverySendAndAcceptClause) {
         const Scenario& scenario = std::get<Scenario>(loaded);
         send_files += path.find("/send/") != std::string::npos ? 1U : 0U;
         accept_files += path.find("/accept/") != std::string::npos ? 1U : 0U;
+        smtp_files += path.find("/smtp/") != std::string::npos ? 1U : 0U;
         clauses.insert(clauses.end(), scenario.clauses.begin(), scenario.clauses.end());
     }
     EXPECT_GE(send_files, 25U) << "issue #2 asks for at least 25 send scenarios";
     EXPECT_GE(accept_files, 20U) << "issue #3 asks for at least 20 accept scenarios";
+    EXPECT_GE(smtp_files, 30U) << "issue #4 asks for at least 30 SMTP scenarios";
+    // M-10 is SendMailAsync(CancellationToken), which faultline does not model yet.
+    const std::vector<std::string> not_built = {"M-10"};
     auto expect_covered = [&](const char* prefix, int last) {
         for (int clause = 1; clause <= last; ++clause) {
             const std::string id = prefix + std::to_string(clause);
+            if (std::find(not_built.begin(), not_built.end(), id) != not_built.end()) {
+                continue;
+            }
             EXPECT_NE(std::find(clauses.begin(), clauses.end(), id), clauses.end())
                 << id << " is pinned by no scenario";
         }
     };
     expect_covered("S-", 26);
     expect_covered("A-", 14);
+    expect_covered("M-", 32);
+    expect_covered("W-", 17);
 }
 
 }  // namespace

@@ -112,6 +112,7 @@ struct MailSpec {
     std::string body_transfer_encoding = "unknown";  // seven_bit, eight_bit, quoted_printable, base64
     bool is_body_html = false;
     std::vector<std::pair<std::string, std::string>> headers;
+    std::vector<std::string> delivery_notification;  // on_success, on_failure, delay, never
 };
 
 /// One SmtpClient of the scenario, created before the threads start.
@@ -122,6 +123,9 @@ struct SmtpClientSpec {
     std::optional<int> port;             // overrides the port
     std::optional<int> timeout_ms;
     std::optional<std::string> date;     // the Date header value
+    std::optional<std::pair<std::string, std::string>> credentials;  // user, password (M-21)
+    bool enable_ssl = false;             // M-20: fails fast until TLS exists
+    bool international = false;          // DeliveryFormat International (M-23)
 };
 
 /// The "smtp" section: the scriptable server every client talks to, and the clients.

@@ -151,6 +151,14 @@ public:
             if (client_spec.date) {
                 record->client->DateHeader(*client_spec.date);
             }
+            if (client_spec.credentials) {
+                record->client->Credentials(model::NetworkCredential{
+                    client_spec.credentials->first, client_spec.credentials->second});
+            }
+            record->client->EnableSsl(client_spec.enable_ssl);
+            if (client_spec.international) {
+                record->client->DeliveryFormat(model::SmtpDeliveryFormat::International);
+            }
             // A send can outlive its client (and this harness): the handler holds only the
             // shared wait state and a weak reference to the record.
             std::weak_ptr<ClientRecord> weak = record;
@@ -327,6 +335,18 @@ private:
             {"base64", model::TransferEncoding::base64}};
         message->BodyTransferEncoding(kTransfer.at(mail.body_transfer_encoding));
         message->IsBodyHtml(mail.is_body_html);
+        if (!mail.delivery_notification.empty()) {
+            static const std::map<std::string, model::DeliveryNotificationOptions> kNotify = {
+                {"on_success", model::DeliveryNotificationOptions::OnSuccess},
+                {"on_failure", model::DeliveryNotificationOptions::OnFailure},
+                {"delay", model::DeliveryNotificationOptions::Delay},
+                {"never", model::DeliveryNotificationOptions::Never}};
+            auto options = model::DeliveryNotificationOptions::None;
+            for (const std::string& name : mail.delivery_notification) {
+                options = options | kNotify.at(name);
+            }
+            message->DeliveryNotificationOptions(options);  // Never with others throws (M-23)
+        }
         std::unique_lock lock(shared_->mutex);
         messages_[step.message] = std::move(message);
     }
@@ -352,8 +372,14 @@ private:
         }
         // The writer's output ends in CRLF and the data-stop sequence adds CRLF "." CRLF, so
         // the server's content holds one empty line more (M-27).
+        // SMTPUTF8 with DeliveryFormat International sends raw UTF-8 headers (M-23, M-30).
+        const auto& capabilities = spec_.server.capabilities;
+        const bool unicode =
+            record.client->DeliveryFormat() == model::SmtpDeliveryFormat::International &&
+            std::find(capabilities.begin(), capabilities.end(), "SMTPUTF8") != capabilities.end();
         return model::write_message(message,
-                                    model::MimeOptions{.date = record.client->DateHeader()}) +
+                                    model::MimeOptions{.date = record.client->DateHeader(),
+                                                       .allow_unicode = unicode}) +
                "\r\n";
     }
 
