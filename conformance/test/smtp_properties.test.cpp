@@ -1228,6 +1228,34 @@ rc::Gen<std::string> codec_content() {
                               '.', '\r', '\n', 'a', '\0', static_cast<char>(0xE2))));
 }
 
+/// Reference for what a receiver reads back from dot_stuff(content) + CRLF "." CRLF, for any
+/// content: lines end at CRLF or at a bare LF; the sender doubled a leading '.' only on lines
+/// that follow CRLF (M-28); the receiver removes one leading '.' from every line except a lone
+/// "." (W-6), and keeps a bare LF as it came unless it normalises (W-16). So with a bare LF
+/// before a '.', one dot is lost: that is the M-28 exposure, which `reject` refuses with 550.
+std::string read_back_reference(std::string_view content, model::BareLineFeedPolicy policy) {
+    const std::string lines = std::string(content) + "\r\n";  // the terminator's first CRLF
+    std::string out;
+    bool after_crlf = true;
+    std::size_t from = 0;
+    while (from < lines.size()) {
+        const std::size_t lf = lines.find('\n', from);
+        const bool crlf = lf > from && lines[lf - 1] == '\r';
+        std::string line = lines.substr(from, (crlf ? lf - 1 : lf) - from);
+        if (after_crlf && !line.empty() && line.front() == '.') {
+            line.insert(0, 1, '.');  // dot_stuff
+        }
+        if (line != "." && !line.empty() && line.front() == '.') {
+            line.erase(0, 1);  // the receiver
+        }
+        out += line;
+        out += crlf || policy == model::BareLineFeedPolicy::normalize ? "\r\n" : "\n";
+        after_crlf = crlf;
+        from = lf + 1;
+    }
+    return out;
+}
+
 RC_GTEST_PROP(SmtpPropSim, DotStuffingAndDataReaderAgree_W6_W7_M28, ()) {
     const std::string content = *codec_content();
     const auto policy =
@@ -1260,6 +1288,7 @@ RC_GTEST_PROP(SmtpPropSim, DotStuffingAndDataReaderAgree_W6_W7_M28, ()) {
     RC_ASSERT(reader.finished());
     RC_ASSERT(consumed_total == stuffed.size());
     RC_ASSERT(reader.raw() == stuffed);
+    RC_ASSERT(reader.content() == read_back_reference(content, policy));
     if (!model::contains_bare_line_feed(content)) {
         // W-6: un-stuffing gives the content back, plus the empty line of M-27's CRLF.
         RC_ASSERT(reader.content() == content + "\r\n");
