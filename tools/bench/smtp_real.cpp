@@ -8,8 +8,9 @@
 // pipelines). Placements: "shared" = every client thread and smtp-sink on CPU 0; "split" =
 // clients on CPU 0, smtp-sink on CPU 1. Runs are interleaved (faultline, smtplib, smtp-source),
 // the ratio is the median of per-run ratios. Targets: faultline/smtplib >= 1.5 and
-// faultline/smtp-source >= 0.8. Without smtp-sink, smtp-source or /usr/bin/python3 it says so
-// and exits 0 with SKIP rows.
+// faultline/smtp-source >= 0.8. Each client's context switches and CPU time per message (its
+// process's rusage) are printed too: on one CPU they, not the wire, decide the rate. Without
+// smtp-sink, smtp-source or /usr/bin/python3 it says so and exits 0 with a SKIP row.
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -462,8 +463,9 @@ int run() {
             list += (list.empty() ? "" : ", ") + program;
         }
         std::printf(
-            "skipped: %s not found (smtp-sink and smtp-source come with Debian's postfix "
-            "package: see docs/peers.md for installing it without starting the daemon)\n",
+            "skipped: %s not found or not executable (smtp-sink and smtp-source come with "
+            "Debian's postfix package: see docs/peers.md for installing it without starting "
+            "the daemon; smtplib needs Debian's /usr/bin/python3)\n",
             list.c_str());
         print_result("smtp real: skipped, missing " + list, "-", ">= 1.5 / >= 0.8", "SKIP");
         return 0;
