@@ -6,7 +6,9 @@
 // Cancelled implies a null Error (M-9); a second SendAsync in flight throws
 // InvalidOperationException and leaves the first alone (M-3); any body survives the round trip
 // byte for byte and the client never emits a bare CR or LF (M-28, M-29, W-1); dot_stuff and the
-// server's DataReader agree for any content (W-6, W-7).
+// server's DataReader agree for any content (W-6, W-7). Also: commands go one at a time in
+// session order (W-2, M-22), a follow-up send on the cached or a new connection keeps the same
+// accounting (M-12), and on sim the same seed gives the same outcome (style 3.7).
 // Method: RapidCheck generates the plan (message, server script, network faults, the end of the
 // send). The body runs on a logical thread of the transport and only records what it observed;
 // the checks run afterwards on the test thread, so a failure shrinks cleanly. Sim properties use
