@@ -165,42 +165,33 @@ namespace detail {
 
 /// The fixed text .NET puts before the server's reply text (SmtpException.GetMessageForStatus).
 [[nodiscard]] inline std::string smtp_status_text(int code) {
+    // .NET's SmtpException message for a server rejection: a fixed text per status code, a
+    // space, then "The server response was: " and the reply text (SmtpException.cs,
+    // GetMessageForStatus; texts from System.Net.Mail's string resources).
+    std::string text;
     switch (code) {
-        case 421:
-            return "Service not available, closing transmission channel.";
-        case 450:
-            return "Mailbox unavailable. The server response was: ";
-        case 451:
-            return "Error in processing. The server response was: ";
-        case 452:
-            return "Insufficient system storage. The server response was: ";
-        case 454:
-            return "The client was not authenticated. The server response was: ";
-        case 500:
-            return "Syntax error, command unrecognized. The server response was: ";
-        case 501:
-            return "Syntax error in parameters or arguments. The server response was: ";
-        case 502:
-            return "Command not implemented. The server response was: ";
-        case 503:
-            return "Bad sequence of commands. The server response was: ";
-        case 504:
-            return "Command parameter not implemented. The server response was: ";
+        case 421: text = "Service not available, closing transmission channel."; break;
+        case 450: text = "Mailbox unavailable."; break;
+        case 451: text = "Error in processing."; break;
+        case 452: text = "Insufficient system storage."; break;
+        case 454: text = "Client does not have permission to submit mail to this server."; break;
+        case 500: text = "Syntax error, command unrecognized."; break;
+        case 501: text = "Syntax error in parameters or arguments."; break;
+        case 502: text = "Command not implemented."; break;
+        case 503: text = "Bad sequence of commands."; break;
+        case 504: text = "Command parameter not implemented."; break;
         case 530:
-            return "The server requires a secure connection. The server response was: ";
-        case 550:
-            return "Mailbox unavailable. The server response was: ";
-        case 551:
-            return "User not local; please try a different path. The server response was: ";
-        case 552:
-            return "Exceeded storage allocation. The server response was: ";
-        case 553:
-            return "Mailbox name not allowed. The server response was: ";
-        case 554:
-            return "Transaction failed. The server response was: ";
-        default:
-            return "Failure sending mail. The server response was: ";
+            text = "The SMTP server requires a secure connection or the client was not "
+                   "authenticated.";
+            break;
+        case 550: text = "Mailbox unavailable."; break;
+        case 551: text = "User not local; please try a different path."; break;
+        case 552: text = "Exceeded storage allocation."; break;
+        case 553: text = "Mailbox name not allowed."; break;
+        case 554: text = "Transaction failed."; break;
+        default: text = "Syntax error, command unrecognized."; break;  // .NET's fallback
     }
+    return text + " The server response was: ";
 }
 
 [[nodiscard]] inline std::string reply_text(const Reply& reply) {

@@ -1,20 +1,10 @@
 #!/usr/bin/python3
-"""Reproduction (not registered with ctest; fails until model/ is fixed): SmtpException.Message
-for a refused command differs from .NET for 421, 454, 530 and codes outside SmtpStatusCode.
-
-.NET builds it as GetMessageForStatus(code) + " " + "The server response was: {0}" for every
-code (dotnet/runtime System.Net.Mail SmtpException.cs, texts from Strings.resx), so
-  421 → "Service not available, closing transmission channel. The server response was: …"
-  454 → "Client does not have permission to submit mail to this server. The server response was: …"
-  530 → "The SMTP server requires a secure connection or the client was not authenticated. The
-         server response was: …"
-  555 (default branch) → "Syntax error, command unrecognized. The server response was: …"
-faultline's detail::smtp_status_text (model/include/faultline/model/smtp_client.h) gives
-"Service not available, closing transmission channel.4.3.2 …" (no separator at all),
-"The client was not authenticated. …", "The server requires a secure connection. …" and
-"Failure sending mail. …". Seen first against smtp-sink -Q MAIL.
+"""SmtpException.Message for a refused command, as .NET builds it: the fixed text for the status
+code, a space, then "The server response was: " and the reply text (dotnet/runtime System.Net.Mail
+SmtpException.GetMessageForStatus), for every code, including codes SmtpStatusCode does not name
+(.NET's fallback text). Found against smtp-sink -Q MAIL, where 421 came out without a separator.
 Method: faultline smtp-server answers MAIL with the code; send-mail prints the message.
-Usage: repro_smtp_status_text.py FAULTLINE_CLI
+Usage: smtp_status_text.py FAULTLINE_CLI
 """
 
 import os
@@ -24,7 +14,7 @@ import tempfile
 from common import Checks, FaultlineServer, require_faultline, send_mail
 
 faultline = require_faultline(sys.argv[1])
-checks = Checks("repro: SmtpException message texts")
+checks = Checks("SmtpException message texts")
 SUFFIX = " The server response was: "
 CASES = [
     ("421 4.3.2 shutting down", "Service not available, closing transmission channel."),
@@ -32,9 +22,9 @@ CASES = [
     ("530 5.7.0 Must issue a STARTTLS command first",
      "The SMTP server requires a secure connection or the client was not authenticated."),
     ("555 5.5.4 unsupported parameter", "Syntax error, command unrecognized."),
-    ("550 5.1.0 sender rejected", "Mailbox unavailable."),  # already right: the control case
+    ("550 5.1.0 sender rejected", "Mailbox unavailable."),
 ]
-with tempfile.TemporaryDirectory(prefix="faultline-repro-") as work:
+with tempfile.TemporaryDirectory(prefix="faultline-status-") as work:
     for number, (reply, text) in enumerate(CASES):
         directory = f"{work}/{number}"
         os.makedirs(directory)
