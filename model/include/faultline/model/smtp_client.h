@@ -581,12 +581,15 @@ private:
 
     /// One outstanding transport operation; shared with its handler.
     struct Op {
+        // User-provided, so make_shared<Op>() leaves `buffer` uninitialised instead of zeroing
+        // 4 KiB per transport operation; only the bytes a receive reports are ever read.
+        Op() noexcept {}  // NOLINT(modernize-use-equals-default)
         typename T::Mutex mutex;
         typename T::Event done;
         std::error_code error;
         std::size_t bytes = 0;
         ConnectionId connection{};
-        std::array<std::byte, 4096> buffer{};
+        std::array<std::byte, 4096> buffer;  // NOLINT(cppcoreguidelines-pro-type-member-init)
     };
 
     struct State {
@@ -751,6 +754,23 @@ private:
             // The bytes stay alive until the last handler ran, even if the send is abandoned.
             auto outgoing = std::make_shared<const std::string>(std::move(bytes));
             std::size_t offset = 0;
+            {
+                // One immediate attempt first: a command or a small message usually fits the
+                // socket at once, which saves the completion hop; the rest (or all of it, on
+                // would_block) goes through async_send.
+                std::unique_lock lock(mutex);
+                if (!connection) {
+                    return NetErrc::operation_aborted;
+                }
+                auto sent = transport.try_send(
+                    *connection, std::as_bytes(std::span(outgoing->data(), outgoing->size())));
+                if (sent) {
+                    FAULTLINE_ASSERT(sent.value() <= outgoing->size());
+                    offset = sent.value();
+                } else if (sent.error() != NetErrc::would_block) {
+                    return sent.error();
+                }
+            }
             while (offset < outgoing->size()) {
                 auto op = std::make_shared<Op>();
                 {
