@@ -3,7 +3,8 @@
 // the wire (M-13, M-32), recipient failures (M-15/16/17), HELO fallback (M-19), server close
 // (M-25), a drop after the final dot (M-26, unknown), cancel (M-9), timeout (M-8), reuse (M-12);
 // AUTH with Credentials (M-21), EnableSsl refused up front (M-20 not yet), SMTPUTF8 and DSN
-// parameters (M-23) with raw UTF-8 headers (M-30), IDNA domains and ASCII local parts (M-13).
+// parameters (M-23) with raw UTF-8 headers (M-30), IDNA domains and ASCII local parts (M-13);
+// and SendMailAsync's task (M-10): cancelled tokens, mid-flight cancel, faults, no SendCompleted.
 // Method: one typed suite for sim::World ("Sim") and real::RealTransport ("Real"); each body runs
 // on a logical thread against SmtpServer<T> with a script, and waits for SendCompleted through an
 // event with a budget. Nothing sleeps on real; tests that must wait out silence run on sim only.
@@ -17,6 +18,7 @@
 #include <string>
 #include <vector>
 
+#include "faultline/model/cancellation.h"
 #include "faultline/model/mime.h"
 #include "faultline/model/smtp_server.h"
 #include "faultline/real/transport.h"
@@ -151,6 +153,25 @@ public:
             }
             server.stop();
         });
+    }
+
+    /// Re-checks every millisecond of transport time (virtual on sim) until the server has
+    /// received `count` commands in all; false if `budget` ran out first.
+    bool wait_for_commands(SmtpServer<T>& server, std::size_t count, Duration budget) {
+        typename T::Mutex mutex;
+        typename T::Event never;
+        for (Duration waited{}; waited < budget; waited += milliseconds(1)) {
+            std::size_t seen = 0;
+            for (const auto& session : server.sessions()) {
+                seen += session.commands.size();
+            }
+            if (seen >= count) {
+                return true;
+            }
+            std::unique_lock lock(mutex);
+            static_cast<void>(this->env.transport.wait(never, lock, milliseconds(1)));
+        }
+        return false;
     }
 
     void wait_silence(Duration budget) {
@@ -998,6 +1019,222 @@ TYPED_TEST(SmtpClientTest, M13_FailedIdnRecipientIsReportedAsSent) {
         EXPECT_EQ(error->FailedRecipient(), "<ann@xn--mnchen-3ya.example>");
         EXPECT_EQ(done.at(0).delivery, DeliveryOutcome::delivered);
     });
+}
+
+
+// ---- M-10: SendMailAsync(MailMessage, CancellationToken) ------------------------------------
+
+/// The task's status as text, for readable failures.
+template <typename Task>
+std::string status_of(const Task& task) {
+    switch (task->Status()) {
+        case model::TaskStatus::Running: return "Running";
+        case model::TaskStatus::RanToCompletion: return "RanToCompletion";
+        case model::TaskStatus::Canceled: return "Canceled";
+        case model::TaskStatus::Faulted: return "Faulted";
+    }
+    return "?";
+}
+
+// M-10: an already-cancelled token gives a Canceled task (TaskCanceledException) at once, before
+// every other check (null message, send in progress, disposed: both .NET versions test the token
+// first), and nothing reaches the network. No SendCompleted.
+TYPED_TEST(SmtpClientTest, M10_AlreadyCancelledTokenIsCanceledWithoutTheNetwork) {
+    using TransportType = typename TypeParam::T;
+    for (const Profile& profile : profiles()) {
+        this->with_client(profile, default_script(), [&](auto& server, auto& client, auto& done) {
+            model::CancellationTokenSource<TransportType> source;
+            source.Cancel();
+            EXPECT_TRUE(source.Token().IsCancellationRequested());
+            auto task = client.SendMailAsync(simple_message(), source.Token());
+            EXPECT_EQ(status_of(task), "Canceled");
+            EXPECT_EQ(type_name_of(task->Exception()), "TaskCanceledException");
+            EXPECT_NE(as<model::OperationCanceledException>(task->Exception()), nullptr);
+            EXPECT_FALSE(client.send_in_progress());
+            EXPECT_EQ(status_of(client.SendMailAsync(nullptr, source.Token())), "Canceled");
+            if (TypeParam::is_sim) {
+                this->wait_silence(seconds(5));  // anything posted would have run by now
+            }
+            EXPECT_EQ(server.sessions().size(), 0U);  // no connection at all
+            client.Dispose();
+            EXPECT_EQ(status_of(client.SendMailAsync(simple_message(), source.Token())),
+                      "Canceled");
+            EXPECT_THROW((void)client.SendMailAsync(simple_message()),
+                         model::ObjectDisposedException);
+            EXPECT_EQ(done.count(), 0U);
+        });
+    }
+}
+
+// M-10, M-12: success is RanToCompletion with no Exception, delivered, and raises no SendCompleted
+// (the rewrite passes invokeSendCompleted: false); the connection is kept and reused.
+TYPED_TEST(SmtpClientTest, M10_SuccessRanToCompletionWithoutSendCompleted) {
+    for (const Profile& profile : profiles()) {
+        this->with_client(profile, default_script(), [&](auto& server, auto& client, auto& done) {
+            auto first = client.SendMailAsync(simple_message());  // CancellationToken.None
+            ASSERT_TRUE(first->Wait(seconds(20)));
+            EXPECT_EQ(status_of(first), "RanToCompletion");
+            EXPECT_EQ(first->Exception(), nullptr);
+            EXPECT_EQ(first->delivery(), DeliveryOutcome::delivered);
+            EXPECT_FALSE(client.send_in_progress());
+            auto second = client.SendMailAsync(simple_message({"ann@x.test"}));
+            ASSERT_TRUE(second->Wait(seconds(20)));
+            EXPECT_EQ(status_of(second), "RanToCompletion");
+            const auto sessions = server.sessions();
+            ASSERT_EQ(sessions.size(), 1U);  // M-12: reused
+            EXPECT_EQ(sessions[0].transactions.size(), 2U);
+            EXPECT_EQ(done.count(), 0U);
+        });
+    }
+}
+
+// M-10, M-15, M-6: a refused recipient faults the task with SmtpFailedRecipientException, as
+// SendCompleted.Error would carry it; the next send reconnects (M-12, M-17 aborted it).
+TYPED_TEST(SmtpClientTest, M10_RecipientRefusedFaultsTheTask) {
+    SmtpScript script;
+    script.recipient_steps["bad@x.test"] = SmtpStep{.reply = {"550 5.1.1 unknown"}};
+    this->with_client(model::kDotnetUnix, script, [&](auto& server, auto& client, auto& done) {
+        auto task = client.SendMailAsync(simple_message({"bad@x.test"}));
+        ASSERT_TRUE(task->Wait(seconds(20)));
+        EXPECT_EQ(status_of(task), "Faulted");
+        auto error = as<model::SmtpFailedRecipientException>(task->Exception());
+        ASSERT_NE(error, nullptr);
+        EXPECT_EQ(type_name_of(task->Exception()), "SmtpFailedRecipientException");
+        EXPECT_EQ(error->FailedRecipient(), "<bad@x.test>");
+        EXPECT_EQ(error->StatusCode(), SmtpStatusCode::MailboxUnavailable);
+        EXPECT_EQ(task->delivery(), DeliveryOutcome::not_delivered);
+        auto next = client.SendMailAsync(simple_message());
+        ASSERT_TRUE(next->Wait(seconds(20)));
+        EXPECT_EQ(status_of(next), "RanToCompletion");
+        EXPECT_EQ(server.sessions().size(), 2U);
+        EXPECT_EQ(done.count(), 0U);
+    });
+}
+
+// M-10, M-9, M-12: cancelling the token mid-flight aborts the connection (no QUIT) and the task
+// ends Canceled with TaskCanceledException; the client stays usable and the next send
+// reconnects.
+TYPED_TEST(SmtpClientTest, M10_CancelMidFlightThenTheNextSendReconnects) {
+    using TransportType = typename TypeParam::T;
+    SmtpScript script;
+    script.recipient_steps["slow@x.test"] = SmtpStep{.action = SmtpAction::stall};
+    for (const Profile& profile : profiles()) {
+        this->with_client(profile, script, [&](auto& server, auto& client, auto& done) {
+            model::CancellationTokenSource<TransportType> source;
+            auto task = client.SendMailAsync(simple_message({"slow@x.test"}), source.Token());
+            EXPECT_TRUE(client.send_in_progress());
+            // Mid-flight: the server has the RCPT and stalls (EHLO, MAIL, RCPT).
+            ASSERT_TRUE(this->wait_for_commands(server, 3, seconds(20)));
+            EXPECT_EQ(server.sessions().at(0).commands.back(), "RCPT TO:<slow@x.test>");
+            EXPECT_EQ(status_of(task), "Running");
+            // M-3 holds for SendMailAsync as for SendAsync: bare InvalidOperationException.
+            EXPECT_THROW((void)client.SendMailAsync(simple_message()),
+                         model::InvalidOperationException);
+            source.Cancel();
+            ASSERT_TRUE(task->Wait(seconds(20)));
+            EXPECT_EQ(status_of(task), "Canceled");
+            EXPECT_EQ(type_name_of(task->Exception()), "TaskCanceledException");
+            EXPECT_FALSE(client.send_in_progress());
+            auto next = client.SendMailAsync(simple_message());
+            ASSERT_TRUE(next->Wait(seconds(20)));
+            EXPECT_EQ(status_of(next), "RanToCompletion");
+            EXPECT_EQ(next->delivery(), DeliveryOutcome::delivered);
+            const auto sessions = server.sessions();
+            ASSERT_EQ(sessions.size(), 2U);
+            for (const auto& command : sessions[0].commands) {
+                EXPECT_NE(command, "QUIT");  // aborted, not closed politely (M-9)
+            }
+            EXPECT_EQ(done.count(), 0U);
+        });
+    }
+}
+
+// M-10, M-9, M-11: SendAsyncCancel and Dispose cancel a SendMailAsync too (the rewrite links the
+// caller's token to the client's pending-send source; the APM version's SendCompleted handler
+// turns Cancelled into a canceled task).
+TYPED_TEST(SmtpClientTest, M10_SendAsyncCancelAndDisposeCancelTheTask) {
+    SmtpScript script;
+    script.recipient_steps["slow@x.test"] = SmtpStep{.action = SmtpAction::stall};
+    this->with_client(model::kDotnetUnix, script, [&](auto&, auto& client, auto& done) {
+        auto first = client.SendMailAsync(simple_message({"slow@x.test"}));
+        client.SendAsyncCancel();
+        ASSERT_TRUE(first->Wait(seconds(20)));
+        EXPECT_EQ(status_of(first), "Canceled");
+        auto second = client.SendMailAsync(simple_message({"slow@x.test"}));
+        client.Dispose();
+        ASSERT_TRUE(second->Wait(seconds(20)));
+        EXPECT_EQ(status_of(second), "Canceled");
+        EXPECT_EQ(done.count(), 0U);
+    });
+}
+
+// M-10, M-1, M-2: the synchronous checks are SendAsync's, thrown from the call and wrapped per
+// profile (SmtpException "Failure sending mail." under dotnet-unix); no task, no connection.
+TYPED_TEST(SmtpClientTest, M10_ValidationIsThrownAndWrappedPerProfile) {
+    for (const Profile& profile : profiles()) {
+        const bool wraps = profile.smtp_send_async_wraps_validation_errors;
+        this->with_client(profile, default_script(), [&](auto& server, auto& client, auto& done) {
+            auto expect = [&](std::shared_ptr<const MailMessage> message, std::string_view name) {
+                try {
+                    (void)client.SendMailAsync(std::move(message));
+                    ADD_FAILURE() << "no exception, expected " << name;
+                } catch (const SmtpException& e) {
+                    ASSERT_TRUE(wraps) << e.what();
+                    EXPECT_EQ(e.StatusCode(), SmtpStatusCode::GeneralFailure);
+                    EXPECT_STREQ(e.what(), "Failure sending mail.");
+                    EXPECT_EQ(type_name_of(e.InnerException()), name);
+                } catch (const model::DotnetException& e) {
+                    EXPECT_FALSE(wraps);
+                    EXPECT_EQ(e.type_name(), name);
+                }
+                EXPECT_FALSE(client.send_in_progress());
+            };
+            auto no_from = std::make_shared<MailMessage>();
+            no_from->To().emplace_back("ben@x.test");
+            auto no_recipients = std::make_shared<MailMessage>();
+            no_recipients->From(MailAddress("jane@x.test"));
+            expect(nullptr, "ArgumentNullException");
+            expect(no_from, wraps ? "InvalidOperationException" : "ArgumentNullException");
+            expect(no_recipients,
+                   wraps ? "InvalidOperationException" : "ArgumentOutOfRangeException");
+            client.Port(70000);
+            expect(simple_message(), "InvalidOperationException");
+            EXPECT_EQ(server.sessions().size(), 0U);
+            EXPECT_EQ(done.count(), 0U);
+        });
+    }
+}
+
+// M-10, M-8: the SendAsync timer rule applies: dotnet-unix faults the task after Timeout
+// ("The operation has timed out."), documented has no timer and waits until cancelled.
+TYPED_TEST(SmtpClientTest, M10_TimeoutFollowsTheSendAsyncRule) {
+    if (!TypeParam::is_sim) {
+        GTEST_SKIP() << "waiting out a stall needs virtual time";
+    }
+    using TransportType = typename TypeParam::T;
+    SmtpScript script;
+    script.steps["RCPT"] = SmtpStep{.action = SmtpAction::stall};
+    for (const Profile& profile : profiles()) {
+        this->with_client(profile, script, [&](auto&, auto& client, auto& done) {
+            client.Timeout(5000);
+            model::CancellationTokenSource<TransportType> source;
+            auto task = client.SendMailAsync(simple_message(), source.Token());
+            const bool completed = task->Wait(seconds(600));
+            if (profile.smtp_send_async_timeout) {
+                ASSERT_TRUE(completed);
+                EXPECT_EQ(status_of(task), "Faulted");
+                auto error = as<SmtpException>(task->Exception());
+                ASSERT_NE(error, nullptr);
+                EXPECT_STREQ(error->what(), "The operation has timed out.");
+            } else {
+                EXPECT_FALSE(completed);
+                source.Cancel();
+                ASSERT_TRUE(task->Wait(seconds(20)));
+                EXPECT_EQ(status_of(task), "Canceled");
+            }
+            EXPECT_EQ(done.count(), 0U);
+        });
+    }
 }
 
 }  // namespace

@@ -84,6 +84,27 @@ public:
     }
 };
 
+/// System.OperationCanceledException: an operation ended because its cancellation was requested.
+class OperationCanceledException : public DotnetException {
+public:
+    OperationCanceledException() : DotnetException("The operation was canceled.") {}
+    [[nodiscard]] std::string_view type_name() const noexcept override {
+        return "OperationCanceledException";
+    }
+
+protected:
+    explicit OperationCanceledException(const std::string& message) : DotnetException(message) {}
+};
+
+/// System.Threading.Tasks.TaskCanceledException: what awaiting a Canceled task throws (M-10).
+class TaskCanceledException : public OperationCanceledException {
+public:
+    TaskCanceledException() : OperationCanceledException("A task was canceled.") {}
+    [[nodiscard]] std::string_view type_name() const noexcept override {
+        return "TaskCanceledException";
+    }
+};
+
 /// SocketErrorCode is the .NET enum; ErrorCode is what the profile's platform reports (the enum
 /// value under `documented`, the Linux errno under `dotnet-unix`).
 class SocketException : public DotnetException {

@@ -1,7 +1,8 @@
-// SmtpClient<T>: System.Net.Mail.SmtpClient (SendAsync, SendAsyncCancel, Send, Dispose) over any
-// Transport, with the exception types it throws. Invariant: every SendAsync that passes the
-// synchronous checks (M-1) raises SendCompleted exactly once, on a pool thread, after the
-// in-progress flag was cleared (M-5, M-7). Commands go one at a time (M-22). AUTH LOGIN (and
+// SmtpClient<T>: System.Net.Mail.SmtpClient (SendAsync, SendMailAsync, SendAsyncCancel, Send,
+// Dispose) over any Transport, with the exception types it throws. Invariant: every SendAsync that
+// passes the synchronous checks (M-1) raises SendCompleted exactly once, on a pool thread, after
+// the in-progress flag was cleared (M-5, M-7); every SendMailAsync task completes exactly once and
+// raises no SendCompleted (M-10). Commands go one at a time (M-22). AUTH LOGIN (and
 // PLAIN per profile) with Credentials (M-21), SMTPUTF8/DSN parameters (M-23) and IDNA domains
 // (M-13) are supported; TLS is not (EnableSsl fails fast, M-20 is a later issue), nor the pickup
 // directory; Host must be an IPv4 literal or "localhost" (the transports have no resolver).
@@ -23,6 +24,7 @@
 #include <vector>
 
 #include "faultline/model/assert.h"
+#include "faultline/model/cancellation.h"
 #include "faultline/model/exceptions.h"
 #include "faultline/model/mail_message.h"
 #include "faultline/model/mime.h"
@@ -137,6 +139,62 @@ struct AsyncCompletedEventArgs {
     std::exception_ptr Error;
     std::any UserState;
     DeliveryOutcome delivery = DeliveryOutcome::not_delivered;
+};
+
+/// System.Threading.Tasks.TaskStatus, reduced to the states a SendMailAsync task passes through.
+enum class TaskStatus : std::uint8_t { Running, RanToCompletion, Canceled, Faulted };
+
+/// The Task SendMailAsync returns (M-10). It completes exactly once. Exception() is what awaiting
+/// the task would throw: TaskCanceledException when Canceled, the send's SmtpException (or
+/// subclass) when Faulted, null otherwise; .NET's Task.Exception would wrap the failure in an
+/// AggregateException and be null for a Canceled task. `delivery` is the harness classification
+/// (W-10), not .NET API.
+template <Transport T>
+class SmtpTask {
+public:
+    explicit SmtpTask(T& transport) : transport_(transport) {}
+    SmtpTask(const SmtpTask&) = delete;
+    SmtpTask& operator=(const SmtpTask&) = delete;
+    ~SmtpTask() = default;
+
+    [[nodiscard]] TaskStatus Status() const {
+        std::unique_lock lock(mutex_);
+        return status_;
+    }
+    [[nodiscard]] bool IsCompleted() const { return Status() != TaskStatus::Running; }
+    [[nodiscard]] std::exception_ptr Exception() const {
+        std::unique_lock lock(mutex_);
+        return exception_;
+    }
+    [[nodiscard]] DeliveryOutcome delivery() const {
+        std::unique_lock lock(mutex_);
+        return delivery_;
+    }
+    /// Blocks until the task completed (true) or `budget` ran out (false). Unlike .NET's
+    /// Task.Wait it never throws: read Status() and Exception() afterwards.
+    [[nodiscard]] bool Wait(Duration budget) {
+        std::unique_lock lock(mutex_);
+        return status_ != TaskStatus::Running || transport_.wait(done_, lock, budget);
+    }
+
+    /// Completes the task; called once, by SmtpClient, without the client's lock held.
+    void complete(TaskStatus status, std::exception_ptr exception, DeliveryOutcome delivery) {
+        FAULTLINE_ASSERT(status != TaskStatus::Running);
+        std::unique_lock lock(mutex_);
+        FAULTLINE_ASSERT(status_ == TaskStatus::Running);  // exactly once
+        status_ = status;
+        exception_ = std::move(exception);
+        delivery_ = delivery;
+        transport_.signal(done_);
+    }
+
+private:
+    T& transport_;
+    mutable typename T::Mutex mutex_;
+    typename T::Event done_;
+    TaskStatus status_ = TaskStatus::Running;
+    std::exception_ptr exception_;
+    DeliveryOutcome delivery_ = DeliveryOutcome::not_delivered;
 };
 
 /// System.Net.NetworkCredential, reduced to what SMTP AUTH uses (no Domain).
@@ -468,39 +526,74 @@ public:
     /// A null `message` is the .NET null. The client keeps `message` alive until completion.
     void SendAsync(std::shared_ptr<const MailMessage> message, std::any user_token) {
         std::unique_lock lock(state_->mutex);
-        State& state = *state_;
-        state.check_disposed();
-        if (state.in_progress) {
-            // M-3 (rewrite, and the documented exception): bare, the running send untouched.
-            throw InvalidOperationException(
-                "An asynchronous call is already in progress. It must be completed or canceled "
-                "before you can call this method.");
-        }
-        try {
-            state.validate(message.get());
-        } catch (const DotnetException&) {
-            if (!state.profile.smtp_send_async_wraps_validation_errors) {
-                throw;
-            }
-            throw SmtpException(
-                SmtpStatusCode::GeneralFailure, "Failure sending mail.", std::current_exception());
-        }
-        state.check_enable_ssl();
-        state.in_progress = true;
-        state.cancel_requested = false;
-        state.timed_out = false;
-        const std::uint64_t generation = ++state.generation;
-        if (state.profile.smtp_send_async_timeout) {
-            state.arm_timer(state_, generation);  // M-8, rewrite: one whole-transaction timer
-        }
+        state_->begin_async(state_, message.get());
         auto self = state_;
-        state.transport.post(
+        state_->transport.post(
             [self, message = std::move(message), user_token = std::move(user_token)]() mutable {
                 State::run_async(self, *message, std::move(user_token));
             });
     }
     void SendAsync(const MailMessage& message, std::any user_token) {
         SendAsync(std::make_shared<const MailMessage>(message), std::move(user_token));
+    }
+
+    /// SendMailAsync(message, cancellationToken) (M-10). An already-cancelled token returns a
+    /// Canceled task at once, before any other check and without touching the network (both
+    /// .NET versions test the token first, so even a disposed or busy client yields Canceled).
+    /// Otherwise the synchronous checks and their M-2 wrapping are SendAsync's, thrown from this
+    /// call (M-1, M-3), and the send runs as SendAsync's does, with the same timer rule (M-8).
+    /// Cancelling the token mid-flight aborts the connection as SendAsyncCancel does (and
+    /// SendAsyncCancel or Dispose cancel this send too); the task then ends Canceled with
+    /// TaskCanceledException, unless the final 250 won the race (RanToCompletion, M-9). A
+    /// failure ends it Faulted with the exception SendCompleted would carry (M-6). The client
+    /// stays usable: the next send reconnects (M-12). The task completes on a pool thread after
+    /// the in-progress flag was cleared.
+    ///
+    /// No SendCompleted is raised, under either profile. The rewrite (dotnet/runtime main,
+    /// src/libraries/System.Net.Mail/src/System/Net/Mail/SmtpClient.cs) calls
+    /// SendAsyncInternal(message, invokeSendCompleted: false, ...). The APM-era version (same
+    /// file at 08f415226dfc) built SendMailAsync on SendAsync(message, tcs) with a temporary
+    /// SendCompleted handler, so other subscribers did see an event with UserState = the
+    /// internal TaskCompletionSource; that is an implementation artefact no documentation
+    /// promises, and a C++ caller could not recognise that UserState, so it is not mirrored.
+    std::shared_ptr<SmtpTask<T>> SendMailAsync(std::shared_ptr<const MailMessage> message,
+                                               CancellationToken<T> cancellation_token = {}) {
+        auto task = std::make_shared<SmtpTask<T>>(state_->transport);
+        if (cancellation_token.IsCancellationRequested()) {
+            task->complete(TaskStatus::Canceled,
+                           std::make_exception_ptr(TaskCanceledException()),
+                           DeliveryOutcome::not_delivered);
+            return task;
+        }
+        std::uint64_t generation = 0;
+        {
+            std::unique_lock lock(state_->mutex);
+            generation = state_->begin_async(state_, message.get());
+        }
+        // Outside the client's lock: Register runs the callback inline if the token was
+        // cancelled in between, and the callback takes that lock.
+        std::weak_ptr<State> weak = state_;
+        auto registration = cancellation_token.Register([weak, generation] {
+            const auto state = weak.lock();
+            if (!state) {
+                return;
+            }
+            std::unique_lock lock(state->mutex);
+            if (state->generation == generation) {
+                state->cancel_locked();  // a no-op once this send has finished
+            }
+        });
+        auto self = state_;
+        state_->transport.post([self, message = std::move(message), task,
+                                registration = std::move(registration)]() mutable {
+            State::run_task(self, *message, *task, registration);
+        });
+        return task;
+    }
+    std::shared_ptr<SmtpTask<T>> SendMailAsync(const MailMessage& message,
+                                               CancellationToken<T> cancellation_token = {}) {
+        return SendMailAsync(std::make_shared<const MailMessage>(message),
+                             std::move(cancellation_token));
     }
 
     /// SendAsyncCancel (M-9): disposed → ObjectDisposedException; idle → no-op; otherwise aborts
@@ -664,6 +757,38 @@ private:
             if (enable_ssl) {
                 throw NotSupportedException(std::string(kEnableSslNotSupported));
             }
+        }
+
+        /// SendAsync's and SendMailAsync's synchronous part: M-1 in order, M-3, the M-2 shape per
+        /// profile; then marks the send running and arms the timer where the profile has one
+        /// (M-8). Returns the send's generation.
+        std::uint64_t begin_async(const std::shared_ptr<State>& self, const MailMessage* message) {
+            check_disposed();
+            if (in_progress) {
+                // M-3 (rewrite, and the documented exception): bare, the running send untouched.
+                throw InvalidOperationException(
+                    "An asynchronous call is already in progress. It must be completed or "
+                    "canceled before you can call this method.");
+            }
+            try {
+                validate(message);
+            } catch (const DotnetException&) {
+                if (!profile.smtp_send_async_wraps_validation_errors) {
+                    throw;
+                }
+                throw SmtpException(SmtpStatusCode::GeneralFailure,
+                                    "Failure sending mail.",
+                                    std::current_exception());
+            }
+            check_enable_ssl();
+            in_progress = true;
+            cancel_requested = false;
+            timed_out = false;
+            const std::uint64_t started = ++generation;
+            if (profile.smtp_send_async_timeout) {
+                arm_timer(self, started);  // M-8, rewrite: one whole-transaction timer
+            }
+            return started;
         }
 
         void drop_connection(bool abortive) {
@@ -1115,6 +1240,30 @@ private:
                                                .delivery = outcome.delivery};
             for (const auto& handler : to_call) {
                 handler(sender, args);
+            }
+        }
+
+        /// SendMailAsync's worker: as run_async, but the outcome completes `task` (M-10).
+        static void run_task(const std::shared_ptr<State>& self,
+                             const MailMessage& message,
+                             SmtpTask<T>& task,
+                             CancellationTokenRegistration<T>& registration) {
+            Outcome outcome = self->transact(message);
+            {
+                std::unique_lock lock(self->mutex);
+                FAULTLINE_ASSERT(self->in_progress);
+                self->in_progress = false;  // before the task completes, as M-7 for the event
+            }
+            registration.Dispose();
+            if (outcome.cancelled) {
+                FAULTLINE_ASSERT(outcome.error == nullptr);
+                task.complete(TaskStatus::Canceled,
+                              std::make_exception_ptr(TaskCanceledException()),
+                              outcome.delivery);
+            } else if (outcome.error) {
+                task.complete(TaskStatus::Faulted, outcome.error, outcome.delivery);
+            } else {
+                task.complete(TaskStatus::RanToCompletion, nullptr, outcome.delivery);
             }
         }
     };
