@@ -124,6 +124,9 @@ std::string Observation::describe() const {
     if (user_state) {
         add("user_state", *user_state);
     }
+    if (task_status) {
+        add("task_status", *task_status);
+    }
     if (failed_recipients) {
         std::string joined;
         for (const std::string& recipient : *failed_recipients) {
@@ -235,6 +238,9 @@ std::string mismatch(const Expectation& expectation, const Observation& observat
     }
     if (expectation.user_state && observation.user_state != expectation.user_state) {
         differ("user_state", *expectation.user_state, text(observation.user_state));
+    }
+    if (expectation.task_status && observation.task_status != expectation.task_status) {
+        differ("task_status", *expectation.task_status, text(observation.task_status));
     }
     if (expectation.failed_recipients &&
         observation.failed_recipients != expectation.failed_recipients) {

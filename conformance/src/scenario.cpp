@@ -196,14 +196,14 @@ const std::map<std::string, std::vector<std::string>>& key_table() {
           "null_buffer", "null_list", "segments", "callback", "bytes", "chunk", "ns", "how", "to",
           "expect", "callback_expect", "note", "args", "address", "backlog", "count", "wait",
           "client", "message", "mail", "token", "property", "value", "transactions",
-          "commands"}},
+          "commands", "source", "cancelled", "cancel"}},
         {"segment", {"array_length", "offset", "count", "null_array"}},
         {"expectation",
          {"throws", "param", "socket_error", "error_code", "returns", "returns_null", "error",
           "completed_synchronously", "callback_before_return", "is_completed", "connected",
           "pending", "args_error", "bytes_transferred", "accept_socket", "completions",
           "clients_connected", "inner", "status_code", "cancelled", "send_error", "delivery",
-          "user_state", "failed_recipients", "message_contains"}},
+          "user_state", "failed_recipients", "message_contains", "task_status"}},
         {"global_expectation",
          {"peer_received_bytes", "peer_saw", "accepted", "completions", "smtp_sessions",
           "smtp_delivered", "smtp_commands", "smtp_messages", "smtp_recipients",
@@ -376,6 +376,9 @@ Expectation parse_expectation(const json& value, const std::string& pointer) {
             expectation.failed_recipients = get_strings(field, at, 1000);
         } else if (key == "message_contains") {
             expectation.message_contains = get_string(field, at, 1024);
+        } else if (key == "task_status") {
+            expectation.task_status =
+                get_choice(field, at, {"ran_to_completion", "canceled", "faulted"});
         }
     }
     return expectation;
@@ -638,6 +641,9 @@ Step parse_step(const json& value, const std::string& pointer) {
         {"wait_send_completed", StepOp::wait_send_completed},
         {"client_dispose", StepOp::client_dispose}, {"client_set", StepOp::client_set},
         {"wait_server", StepOp::wait_server},
+        {"send_mail_async", StepOp::send_mail_async},
+        {"token_source_new", StepOp::token_source_new},
+        {"token_cancel", StepOp::token_cancel}, {"wait_task", StepOp::wait_task},
     };
     const std::string op = get_string(value["op"], pointer + "/op");
     const auto found = kOps.find(op);
@@ -748,13 +754,40 @@ Step parse_step(const json& value, const std::string& pointer) {
             step.transactions = static_cast<std::uint64_t>(get_integer(field, at, 0, 1'000'000));
         } else if (key == "commands") {
             step.commands = static_cast<std::uint64_t>(get_integer(field, at, 0, 1'000'000));
+        } else if (key == "source") {
+            step.source = get_string(field, at, 64);
+        } else if (key == "cancelled") {
+            step.cancelled = get_bool(field, at);
+        } else if (key == "cancel") {
+            step.cancel = get_string(field, at, 64);
         }
     }
     const bool smtp_op = step.op >= StepOp::mail_new;
     if (smtp_op && step.op != StepOp::wait_server && step.op != StepOp::client_set &&
         step.op != StepOp::client_dispose && step.op != StepOp::send_async_cancel &&
-        step.op != StepOp::wait_send_completed && step.message.empty()) {
+        step.op != StepOp::wait_send_completed && step.op != StepOp::token_source_new &&
+        step.op != StepOp::token_cancel && step.op != StepOp::wait_task && step.message.empty()) {
         fail(pointer, "this step needs \"message\"");
+    }
+    if (step.op == StepOp::send_mail_async && step.id.empty()) {
+        fail(pointer, "send_mail_async needs an \"id\" naming its task");
+    }
+    const bool names_source =
+        step.op == StepOp::token_source_new || step.op == StepOp::token_cancel;
+    if (names_source && step.source.empty()) {
+        fail(pointer, "this step needs \"source\"");
+    }
+    if (!names_source && !step.source.empty()) {
+        fail(pointer + "/source", "only token_source_new and token_cancel take \"source\"");
+    }
+    if (step.op != StepOp::token_source_new && step.cancelled) {
+        fail(pointer + "/cancelled", "only token_source_new takes \"cancelled\"");
+    }
+    if (step.op != StepOp::send_mail_async && !step.cancel.empty()) {
+        fail(pointer + "/cancel", "only send_mail_async takes \"cancel\"");
+    }
+    if (step.op == StepOp::wait_task && step.target.empty()) {
+        fail(pointer, "wait_task needs a \"target\" (a send_mail_async id)");
     }
     if (step.op == StepOp::mail_new && !step.mail) {
         fail(pointer, "mail_new needs \"mail\"");
@@ -1008,8 +1041,9 @@ void check_smtp_references(Scenario& scenario, Step& step, const std::set<std::s
     if (scenario.smtp->clients.count(step.client) == 0) {
         fail(step.pointer + "/client", "no client named \"" + step.client + "\"");
     }
-    if ((step.op == StepOp::send || step.op == StepOp::send_async) && step.message != "null" &&
-        messages.count(step.message) == 0) {
+    const bool sends = step.op == StepOp::send || step.op == StepOp::send_async ||
+                       step.op == StepOp::send_mail_async;
+    if (sends && step.message != "null" && messages.count(step.message) == 0) {
         fail(step.pointer + "/message", "no mail_new creates \"" + step.message + "\"");
     }
 }
@@ -1158,6 +1192,8 @@ Scenario parse_scenario(const json& root, const std::string& path) {
     }
     std::set<std::string> args_names;
     std::set<std::string> messages;
+    std::set<std::string> sources;  // CancellationTokenSources (M-10)
+    std::set<std::string> tasks;    // send_mail_async ids
     for (const ThreadSpec& thread : scenario.threads) {
         for (const Step& step : thread.steps) {
             if (step.op == StepOp::args_new) {
@@ -1165,6 +1201,12 @@ Scenario parse_scenario(const json& root, const std::string& path) {
             }
             if (step.op == StepOp::mail_new) {
                 messages.insert(step.message);
+            }
+            if (step.op == StepOp::token_source_new) {
+                sources.insert(step.source);
+            }
+            if (step.op == StepOp::send_mail_async) {
+                tasks.insert(step.id);
             }
         }
     }
@@ -1187,6 +1229,18 @@ Scenario parse_scenario(const json& root, const std::string& path) {
                 fail(step.pointer, "accept_async needs \"args\"");
             }
             check_smtp_references(scenario, step, messages);
+            if (step.op == StepOp::token_cancel && sources.count(step.source) == 0) {
+                fail(step.pointer + "/source",
+                     "no token_source_new creates \"" + step.source + "\"");
+            }
+            if (!step.cancel.empty() && sources.count(step.cancel) == 0) {
+                fail(step.pointer + "/cancel",
+                     "no token_source_new creates \"" + step.cancel + "\"");
+            }
+            if (step.op == StepOp::wait_task && tasks.count(step.target) == 0) {
+                fail(step.pointer + "/target",
+                     "no send_mail_async has id \"" + step.target + "\"");
+            }
         }
     }
     if (root.contains("faults")) {

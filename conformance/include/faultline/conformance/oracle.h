@@ -43,6 +43,7 @@ struct Observation {
     std::optional<std::string> delivery;
     std::optional<std::string> user_state;
     std::optional<std::vector<std::string>> failed_recipients;
+    std::optional<std::string> task_status;    // ran_to_completion, canceled, faulted, running
 
     /// One line, e.g. `threw=SocketException socket_error=ConnectionReset connected=false`.
     [[nodiscard]] std::string describe() const;

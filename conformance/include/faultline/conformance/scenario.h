@@ -47,6 +47,7 @@ struct Expectation {
     std::optional<std::string> user_state;      // SendCompleted: e.UserState
     std::optional<std::vector<std::string>> failed_recipients;  // FailedRecipient(s), in order
     std::optional<std::string> message_contains;  // the exception's Message holds this text
+    std::optional<std::string> task_status;     // wait_task: ran_to_completion, canceled, faulted
 };
 
 /// Alternatives for one profile: the step passes if any alternative matches.
@@ -94,6 +95,10 @@ enum class StepOp : std::uint8_t {
     client_dispose,
     client_set,
     wait_server,
+    send_mail_async,
+    token_source_new,
+    token_cancel,
+    wait_task,
 };
 
 /// One MailMessage a mail_new step builds; every field as the .NET property of that name.
@@ -162,6 +167,9 @@ struct Step {
     std::string message;              // mail_new creates it; send/send_async use it ("null")
     std::shared_ptr<MailSpec> mail;   // mail_new
     std::optional<std::string> token;  // send_async: the userToken (default: none)
+    std::string source;               // token_source_new, token_cancel: the source's name
+    bool cancelled = false;           // token_source_new: create it already cancelled
+    std::string cancel;               // send_mail_async: the token's source (default: None)
     std::string property;             // client_set: host, port, timeout
     nlohmann::json value;             // client_set: the value (null allowed)
     std::optional<std::uint64_t> transactions;  // wait_server: finished transactions

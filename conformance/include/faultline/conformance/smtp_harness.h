@@ -1,9 +1,10 @@
 // SmtpHarness<T>: the SMTP part of a scenario run. It starts the scriptable SmtpServer on the
 // transport, creates the scenario's SmtpClients pointed at it, runs the SMTP steps (mail_new,
 // send_async, send, send_async_cancel, wait_send_completed, client_set, client_dispose,
-// wait_server) and, at the end, checks the SMTP oracle:
+// wait_server, and for SendMailAsync send_mail_async, token_source_new, token_cancel, wait_task)
+// and, at the end, checks the SMTP oracle:
 //   - SendCompleted fired exactly once per SendAsync that returned (M-5), Cancelled never with an
-//     Error (M-5, M-9);
+//     Error (M-5, M-9), and never for a SendMailAsync (M-10); every SendMailAsync task completed;
 //   - the client never put a bare CR or LF on the wire (W-1, M-29);
 //   - the delivery classification agrees with the server: every "delivered" send had its 250
 //     after the dot, and every 250 after the dot belongs to a send reported delivered, unknown
@@ -27,6 +28,7 @@
 #include "faultline/conformance/oracle.h"
 #include "faultline/conformance/scenario.h"
 #include "faultline/model/async_result.h"
+#include "faultline/model/cancellation.h"
 #include "faultline/model/mime.h"
 #include "faultline/model/smtp_client.h"
 #include "faultline/model/smtp_server.h"
@@ -41,6 +43,17 @@ inline std::string delivery_name(model::DeliveryOutcome outcome) {
         case model::DeliveryOutcome::unknown: return "unknown";
     }
     return "unknown";
+}
+
+/// "ran_to_completion", "canceled", "faulted" or "running".
+inline std::string task_status_name(model::TaskStatus status) {
+    switch (status) {
+        case model::TaskStatus::RanToCompletion: return "ran_to_completion";
+        case model::TaskStatus::Canceled: return "canceled";
+        case model::TaskStatus::Faulted: return "faulted";
+        case model::TaskStatus::Running: return "running";
+    }
+    return "running";
 }
 
 /// Fills `observation` with what an exception says: its .NET type (into `type`), the inner
@@ -189,6 +202,19 @@ public:
                 return true;
             case StepOp::client_set: client_set(step); return true;
             case StepOp::wait_server: wait_server(step); return true;
+            case StepOp::send_mail_async: send_mail_async(step, observation); return true;
+            case StepOp::token_source_new: token_source_new(step); return true;
+            case StepOp::token_cancel: {
+                record_("token_cancel", step.source);
+                std::shared_ptr<model::CancellationTokenSource<T>> source;
+                {
+                    std::unique_lock lock(shared_->mutex);
+                    source = sources_.at(step.source);
+                }
+                source->Cancel();  // without the lock: the callbacks take the client's
+                return true;
+            }
+            case StepOp::wait_task: wait_task(step, observation); return true;
             default: return false;
         }
     }
@@ -197,6 +223,16 @@ public:
     /// disposed (QUIT on idle connections, M-11), the sessions allowed to end, and the oracle and
     /// the scenario's global SMTP expectations checked.
     void settle(const GlobalExpectation* global) {
+        std::vector<std::shared_ptr<model::SmtpTask<T>>> tasks;
+        {
+            std::unique_lock lock(shared_->mutex);
+            for (const auto& [id, task] : tasks_) {
+                tasks.push_back(task);
+            }
+        }
+        for (const auto& task : tasks) {
+            static_cast<void>(task->Wait(options_.settle_budget));  // checked by the oracle
+        }
         {
             std::unique_lock lock(shared_->mutex);
             static_cast<void>(shared_->changed.wait_until(
@@ -463,6 +499,71 @@ private:
         describe_exception(completion.error, observation, observation.send_error);
     }
 
+    /// SendMailAsync (M-10): a synchronous failure is the step's exception; otherwise the task is
+    /// kept under the step's id. task_status reports the status right after the call, which is
+    /// only deterministic for a token cancelled beforehand (canceled at once).
+    void send_mail_async(const Step& step, Observation& observation) {
+        ClientRecord& record = client(step);
+        const auto message = message_of(step);
+        model::CancellationToken<T> token;
+        if (!step.cancel.empty()) {
+            std::unique_lock lock(shared_->mutex);
+            token = sources_.at(step.cancel)->Token();
+        }
+        record_("send_mail_async", step.client + " " + step.message + " " + step.id);
+        std::string content = message ? expected_content(record, *message) : std::string();
+        std::shared_ptr<model::SmtpTask<T>> task;
+        try {
+            task = record.client->SendMailAsync(message, token);
+        } catch (...) {
+            describe_exception(std::current_exception(), observation, observation.threw);
+            if (observation.threw == "none") {
+                observation.threw.reset();
+            }
+            return;
+        }
+        if (task->IsCompleted()) {
+            describe_exception(task->Exception(), observation, observation.send_error);
+        }
+        observation.task_status = task_status_name(task->Status());
+        std::unique_lock lock(shared_->mutex);
+        tasks_[step.id] = std::move(task);
+        sent_contents_.push_back(std::move(content));
+        ++sends_started_;
+    }
+
+    void token_source_new(const Step& step) {
+        record_("token_source_new", step.source + (step.cancelled ? " cancelled" : ""));
+        auto source = std::make_shared<model::CancellationTokenSource<T>>();
+        if (step.cancelled) {
+            source->Cancel();
+        }
+        std::unique_lock lock(shared_->mutex);
+        sources_[step.source] = std::move(source);
+    }
+
+    /// Waits (bounded) for the task of a send_mail_async and observes its outcome: task_status,
+    /// delivery, and its Exception as send_error, inner, status_code, ... (M-10).
+    void wait_task(const Step& step, Observation& observation) {
+        std::shared_ptr<model::SmtpTask<T>> task;
+        {
+            std::unique_lock lock(shared_->mutex);
+            const auto found = tasks_.find(step.target);
+            if (found == tasks_.end()) {
+                throw model::InvalidOperationException("faultline: task \"" + step.target +
+                                                       "\" was not started (SendMailAsync threw?)");
+            }
+            task = found->second;
+        }
+        if (!task->Wait(options_.wait_budget)) {
+            observation.task_status = "running";
+            throw model::LivenessFailure("wait_task ran out of budget");
+        }
+        observation.task_status = task_status_name(task->Status());
+        observation.delivery = delivery_name(task->delivery());
+        describe_exception(task->Exception(), observation, observation.send_error);
+    }
+
     void client_set(const Step& step) {
         ClientRecord& record = client(step);
         record_("client_set", step.client + " " + step.property);
@@ -531,6 +632,28 @@ private:
                 }
             }
         }
+        for (const auto& [id, task] : tasks_) {
+            const model::TaskStatus status = task->Status();
+            if (status == model::TaskStatus::Running) {
+                fail_("oracle", "the SendMailAsync task \"" + id + "\" never completed (M-10)");
+                continue;
+            }
+            const model::DeliveryOutcome outcome = task->delivery();
+            const bool canceled = status == model::TaskStatus::Canceled;
+            if (canceled != (type_of(task->Exception()) == "TaskCanceledException")) {
+                fail_("oracle", "the SendMailAsync task \"" + id +
+                                    "\" is Canceled without TaskCanceledException or the reverse");
+            }
+            if (outcome == model::DeliveryOutcome::delivered) {
+                ++delivered;
+                if (canceled || (task->Exception() && !is_recipient_failure(task->Exception()))) {
+                    fail_("oracle", "the SendMailAsync task \"" + id +
+                                        "\" was classified delivered but reported a failure");
+                }
+            } else if (outcome == model::DeliveryOutcome::unknown || canceled) {
+                ++maybe;
+            }
+        }
         for (const model::DeliveryOutcome outcome : sync_outcomes_) {
             delivered += outcome == model::DeliveryOutcome::delivered ? 1U : 0U;
             maybe += outcome == model::DeliveryOutcome::unknown ? 1U : 0U;
@@ -578,6 +701,13 @@ private:
         for (const auto& [name, record] : clients_) {
             total_completions_ += record->completions.size();
         }
+    }
+
+    static std::string type_of(const std::exception_ptr& error) {
+        Observation ignored;
+        std::optional<std::string> type;
+        describe_exception(error, ignored, type);
+        return type.value_or("none");
     }
 
     static bool is_recipient_failure(const std::exception_ptr& error) {
@@ -709,6 +839,8 @@ private:
     std::shared_ptr<Shared> shared_ = std::make_shared<Shared>(transport_);
     std::map<std::string, std::shared_ptr<ClientRecord>> clients_;
     std::map<std::string, std::shared_ptr<const model::MailMessage>> messages_;
+    std::map<std::string, std::shared_ptr<model::CancellationTokenSource<T>>> sources_;
+    std::map<std::string, std::shared_ptr<model::SmtpTask<T>>> tasks_;  // by send_mail_async id
     std::vector<std::string> sent_contents_;  // expected content of every send that started
     std::size_t sends_started_ = 0;
     std::vector<model::DeliveryOutcome> sync_outcomes_;
