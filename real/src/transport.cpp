@@ -11,7 +11,6 @@
 // system-header exemption no longer applies; the pragma covers Asio's lines and nothing of ours.
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wnull-dereference"
-#include <asio/defer.hpp>
 #include <asio/executor_work_guard.hpp>
 #include <asio/io_context.hpp>
 #include <asio/ip/tcp.hpp>
@@ -46,6 +45,9 @@ constexpr ConnectionId no_connection{0};
 constexpr int interrupted_retries_max = 64;
 // Waits longer than this are clamped so that now + budget cannot overflow steady_clock.
 constexpr model::Duration wait_budget_max = std::chrono::hours(24 * 365);
+// A leader that has been inside one handler or task this long without returning or blocking in
+// wait() (a long computation, a blocked mutex, an OS sleep) loses the reactor to a follower.
+constexpr std::chrono::milliseconds leader_stuck_after{20};
 
 NetErrc net_error_from_errno(int error_number) {
     switch (error_number) {
@@ -231,7 +233,8 @@ public:
     void thread_exited(ThreadId thread);
 
     /// Pool accounting around a blocking wait; returns whether the caller is one of our pool
-    /// threads (and so must call leave_blocking afterwards).
+    /// threads (and so must call leave_blocking afterwards). A pool thread that leads hands the
+    /// reactor to a follower first.
     bool enter_blocking();
     void leave_blocking();
     std::size_t pool_thread_count() const;
@@ -252,6 +255,14 @@ private:
     void record_exception(std::exception_ptr exception);
     void start_pool_thread_locked();
     void run_pool_thread(ThreadId thread);
+    /// Waits until the calling pool thread may lead; its token, or 0 when the pool is stopping.
+    std::uint64_t acquire_leadership();
+    /// Gives up leadership if `token` still holds it, and wakes one follower.
+    void resign_leadership_locked(std::uint64_t token);
+    [[nodiscard]] bool leader_stuck_locked() const;
+    /// Runs handler or task code that may block or run long; the watchdog sees it.
+    template <typename Body>
+    void run_user(Body&& body);
     void run_spawned_thread(ThreadId thread, const std::string& name, const model::Task& body);
     void join_spawned_until_none_left();
     void stop_pool();
@@ -291,6 +302,17 @@ private:
     std::vector<std::thread> pool_;  // guarded by pool_mutex_
     std::size_t pool_blocked_ = 0;   // guarded by pool_mutex_
     bool pool_stopping_ = false;     // guarded by pool_mutex_
+    // Leader/followers: one pool thread at a time (the leader) runs io_ and so both waits in the
+    // reactor and runs the handler it finds, on its own CPU, with no pool thread woken per
+    // event. It hands the reactor on only when a handler blocks (enter_blocking) or runs longer
+    // than leader_stuck_after (a follower's watchdog); followers wait on leader_changed_.
+    std::condition_variable leader_changed_;  // with pool_mutex_
+    bool leader_present_ = false;             // guarded by pool_mutex_
+    std::uint64_t leader_token_next_ = 1;     // guarded by pool_mutex_
+    std::atomic<std::uint64_t> leader_token_{0};  // written under pool_mutex_; 0: no leader
+    // The token of the leader running user code, and since when (steady_clock ticks).
+    std::atomic<std::uint64_t> busy_token_{0};
+    std::atomic<std::int64_t> busy_since_{0};
 
     std::mutex exception_mutex_;
     std::exception_ptr first_exception_;  // guarded by exception_mutex_
@@ -342,6 +364,7 @@ struct ThreadIdentity {
     ThreadId id{0};
     std::uint64_t owner_serial = 0;  // the core that spawned or pools this thread; 0 if none
     bool pool = false;
+    std::uint64_t leader_token = 0;  // pool threads: the leadership this thread was granted
     std::vector<Registration> foreign;  // cores that met this thread through current_thread()
 
     ThreadIdentity() = default;
@@ -416,14 +439,66 @@ void Core::run_pool_thread(ThreadId thread) {
     self.pool = true;
     name_this_thread("faultline-pool");
     for (;;) {
-        try {
-            io_.run();
-            return;  // stopped
-        } catch (...) {
-            // Asio lets run() be called again after a handler throws.
-            record_exception(std::current_exception());
+        const std::uint64_t token = acquire_leadership();
+        if (token == 0) {
+            return;  // stopping
+        }
+        self.leader_token = token;
+        // One handler per run_one, so a leadership lost inside a handler is noticed right after.
+        while (leader_token_.load(std::memory_order_acquire) == token) {
+            std::size_t ran = 0;
+            try {
+                ran = io_.run_one();
+            } catch (...) {
+                // Asio lets run_one() be called again after a handler throws.
+                record_exception(std::current_exception());
+                continue;
+            }
+            if (ran == 0) {  // stopped
+                const std::lock_guard lock(pool_mutex_);
+                resign_leadership_locked(token);
+                return;
+            }
+        }
+        self.leader_token = 0;
+    }
+}
+
+std::uint64_t Core::acquire_leadership() {
+    std::unique_lock lock(pool_mutex_);
+    while (!pool_stopping_ && leader_present_) {
+        if (leader_changed_.wait_for(lock, leader_stuck_after) == std::cv_status::timeout &&
+            leader_stuck_locked()) {
+            break;  // the leader keeps running its handler; it rejoins as a follower after it
         }
     }
+    if (pool_stopping_) {
+        leader_changed_.notify_one();  // pass the news on to the next follower
+        return 0;
+    }
+    leader_present_ = true;
+    const std::uint64_t token = leader_token_next_++;
+    leader_token_.store(token, std::memory_order_release);
+    return token;
+}
+
+void Core::resign_leadership_locked(std::uint64_t token) {
+    if (token == 0 || leader_token_.load(std::memory_order_relaxed) != token) {
+        return;  // not the leader, or deposed already
+    }
+    leader_token_.store(0, std::memory_order_release);
+    leader_present_ = false;
+    leader_changed_.notify_one();
+}
+
+bool Core::leader_stuck_locked() const {
+    const std::uint64_t leader = leader_token_.load(std::memory_order_relaxed);
+    if (leader == 0 || busy_token_.load(std::memory_order_acquire) != leader) {
+        return false;  // no leader, or the leader is in the reactor or in our own code
+    }
+    const auto since = std::chrono::steady_clock::time_point(
+        std::chrono::steady_clock::duration(busy_since_.load(std::memory_order_relaxed)));
+    return std::chrono::steady_clock::now() - since >= leader_stuck_after;
 }
 
 void Core::stop_pool() {
@@ -431,6 +506,7 @@ void Core::stop_pool() {
     {
         const std::lock_guard lock(pool_mutex_);
         pool_stopping_ = true;
+        leader_changed_.notify_all();
         pool.swap(pool_);
     }
     work_.reset();
@@ -446,6 +522,9 @@ bool Core::enter_blocking() {
         return false;
     }
     const std::lock_guard lock(pool_mutex_);
+    // A blocked leader would stall the reactor and every other handler (S-23): a follower
+    // takes over, and this thread rejoins the followers once its handler returns.
+    resign_leadership_locked(self.leader_token);
     ++pool_blocked_;
     // Every pool thread is blocked: without one more, the completion they wait for may never run.
     if (pool_blocked_ >= pool_.size() && pool_.size() < pool_threads_max_ && !pool_stopping_) {
@@ -475,6 +554,31 @@ void Core::record_exception(std::exception_ptr exception) {
 std::exception_ptr Core::take_exception() {
     const std::lock_guard lock(exception_mutex_);
     return std::exchange(first_exception_, nullptr);
+}
+
+template <typename Body>
+void Core::run_user(Body&& body) {
+    const std::uint64_t token = this_thread_identity.leader_token;
+    if (token != 0) {
+        busy_since_.store(std::chrono::steady_clock::now().time_since_epoch().count(),
+                          std::memory_order_relaxed);
+        busy_token_.store(token, std::memory_order_release);
+    }
+    struct Clear {
+        std::atomic<std::uint64_t>& busy;
+        std::uint64_t token;
+        Clear(std::atomic<std::uint64_t>& busy_token, std::uint64_t own_token)
+            : busy(busy_token), token(own_token) {}
+        Clear(const Clear&) = delete;
+        Clear& operator=(const Clear&) = delete;
+        ~Clear() {
+            std::uint64_t expected = token;
+            if (token != 0) {
+                busy.compare_exchange_strong(expected, 0, std::memory_order_release);
+            }
+        }
+    } const clear{busy_token_, token};
+    std::forward<Body>(body)();
 }
 
 void Core::close_everything() {
@@ -513,7 +617,7 @@ model::TimePoint Core::now() const {
 
 void Core::post(model::Task task) {
     FAULTLINE_ASSERT(static_cast<bool>(task));
-    asio::post(io_, std::move(task));
+    asio::post(io_, [this, task = std::move(task)] { run_user(task); });
 }
 
 void Core::post_after(model::Duration delay, model::Task task) {
@@ -521,36 +625,37 @@ void Core::post_after(model::Duration delay, model::Task task) {
     FAULTLINE_ASSERT(delay >= model::Duration::zero());
     // The timer uses steady_clock like now(), so the task observes now() ≥ start + delay.
     auto timer = std::make_shared<asio::steady_timer>(io_, delay);
-    timer->async_wait([timer, task = std::move(task)](const asio::error_code& error) {
+    timer->async_wait([this, timer, task = std::move(task)](const asio::error_code& error) {
         if (!error) {
-            task();
+            run_user(task);
         }
     });
 }
 
-// From a readiness callback (which returns at once) the completion is deferred: it runs on the
-// same pool thread right after the callback, instead of waking another pool thread, a context
-// switch per operation when the pool shares a CPU. Anywhere else it is posted: the caller may be
-// a handler that now blocks waiting for this very completion, and a deferred one would wait
-// behind it.
+// From a readiness callback the handler runs right here, on the leader that saw the readiness:
+// no queue round trip and no other thread woken (the readiness callback is never inside the
+// initiating call). If the handler blocks, wait() hands the reactor to a follower first.
+// Anywhere else it is posted: the caller may be the initiating call, or a handler that now
+// blocks waiting for this very completion.
 void Core::complete_io(model::IoHandler handler,
                        std::error_code error,
                        std::size_t bytes,
                        bool from_reactor) {
     FAULTLINE_ASSERT(!error || bytes == 0);
-    auto completion = [handler = std::move(handler), error, bytes] { handler(error, bytes); };
     if (from_reactor) {
-        asio::defer(io_, std::move(completion));
-    } else {
-        asio::post(io_, std::move(completion));
+        run_user([&handler, error, bytes] { handler(error, bytes); });
+        return;
     }
+    asio::post(io_, [this, handler = std::move(handler), error, bytes] {
+        run_user([&handler, error, bytes] { handler(error, bytes); });
+    });
 }
 
 void Core::complete_connect(model::ConnectHandler handler, model::Result<ConnectionId> result) {
     const std::error_code error = result.error();
     const ConnectionId connection = result.has_value() ? result.value() : no_connection;
-    asio::post(io_, [handler = std::move(handler), error, connection] {
-        handler(error, connection);
+    asio::post(io_, [this, handler = std::move(handler), error, connection] {
+        run_user([&handler, error, connection] { handler(error, connection); });
     });
 }
 
@@ -1019,7 +1124,6 @@ void Core::send_ready(const std::shared_ptr<Connection>& connection) {
         handler = std::move(connection->send_handler);
         connection->send_handler = nullptr;
     }
-    // Not run here: the handler may block, and then it holds only its own pool thread.
     complete_io(std::move(handler),
                 result.error(),
                 result.has_value() ? result.value() : 0,
@@ -1266,7 +1370,7 @@ void Core::thread_exited(ThreadId thread) {
         threads_changed_.notify_all();
     }
     for (model::Task& task : tasks) {
-        asio::post(io_, std::move(task));
+        asio::post(io_, [this, task = std::move(task)] { run_user(task); });
     }
 }
 
@@ -1283,7 +1387,7 @@ model::ExitWatchId Core::on_thread_exit(ThreadId thread, model::Task task) {
             return watch;
         }
     }
-    asio::post(io_, std::move(task));
+    asio::post(io_, [this, task = std::move(task)] { run_user(task); });
     return watch;
 }
 

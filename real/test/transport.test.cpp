@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <array>
+#include <atomic>
 #include <chrono>
 #include <cstddef>
 #include <memory>
@@ -673,6 +674,27 @@ TEST(RealTransport, BlockingReceiveHandlerDoesNotStallASendOnTheSameConnection) 
     ASSERT_TRUE(transport.wait(state->finished, lock, wait_budget));
     EXPECT_TRUE(state->saw_release);
     EXPECT_GE(transport.pool_thread_count(), 2U);
+}
+
+TEST(RealTransport, AHandlerBlockedOutsideWaitDoesNotStallOthers) {
+    // S-23 for a handler that blocks without wait() (an OS sleep here, standing for a long
+    // computation or a contended mutex): the pool thread that runs handlers one at a time cannot
+    // see it block, so a follower's watchdog takes the reactor over and a later task still runs
+    // while the first one sleeps.
+    std::atomic<bool> sleeper_returned{false};
+    RealTransport transport(RealTransportOptions{.pool_threads = 2, .pool_threads_max = 4});
+    transport.post([&sleeper_returned] {
+        std::this_thread::sleep_for(1s);
+        sleeper_returned.store(true);
+    });
+    const CompletionPtr later = make_completion();
+    transport.post([&transport, &sleeper_returned, later] {
+        const std::lock_guard lock(later->mutex);
+        later->flag = sleeper_returned.load();
+        transport.signal(later->done);
+    });
+    ASSERT_TRUE(await(transport, later));
+    EXPECT_FALSE(later->flag);  // it ran while the first task still slept
 }
 
 TEST(RealTransport, ThreadIdsNameTheCallingThread) {
