@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <exception>
 #include <initializer_list>
 #include <string>
 #include <string_view>
@@ -17,6 +18,18 @@
 namespace faultline::bench {
 
 using Clock = std::chrono::steady_clock;
+
+/// Every benchmark's main(): runs `run` and turns an exception escaping it into a message and
+/// exit status 1.
+template <typename Run>
+int bench_main(Run run) noexcept {
+    try {
+        return run();
+    } catch (const std::exception& error) {
+        std::fprintf(stderr, "benchmark failed: %s\n", error.what());
+        return 1;
+    }
+}
 
 /// Seconds between two points of the steady clock.
 [[nodiscard]] inline double seconds_between(Clock::time_point start, Clock::time_point end) {

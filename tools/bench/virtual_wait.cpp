@@ -124,11 +124,4 @@ int run() {
 }  // namespace
 }  // namespace faultline::bench
 
-int main() {
-    try {
-        return faultline::bench::run();
-    } catch (const std::exception& error) {
-        std::fprintf(stderr, "benchmark failed: %s\n", error.what());
-        return 1;
-    }
-}
+int main() { return faultline::bench::bench_main(faultline::bench::run); }
