@@ -163,6 +163,27 @@ public:
         return out;
     }
 
+    /// Counters for waiting on the server (cheap: no record is copied).
+    struct Progress {
+        std::size_t sessions = 0;
+        std::size_t commands = 0;               // command lines over all sessions
+        std::size_t finished_transactions = 0;  // end of data received
+        bool all_closed = true;
+    };
+    [[nodiscard]] Progress progress() const {
+        std::unique_lock lock(state_->mutex);
+        Progress progress;
+        progress.sessions = state_->sessions.size();
+        for (const auto& session : state_->sessions) {
+            progress.commands += session->record.commands.size();
+            for (const auto& transaction : session->record.transactions) {
+                progress.finished_transactions += transaction.data_complete ? 1U : 0U;
+            }
+            progress.all_closed = progress.all_closed && session->record.closed;
+        }
+        return progress;
+    }
+
     [[nodiscard]] std::size_t session_count() const {
         std::unique_lock lock(state_->mutex);
         return state_->sessions.size();
