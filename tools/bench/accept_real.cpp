@@ -29,6 +29,7 @@
 #include <vector>
 
 #include "bench_support.h"
+#include "bench_raw.h"
 #include "faultline/model/socket.h"
 #include "faultline/real/transport.h"
 
@@ -147,42 +148,6 @@ RunFigures finish_run(RunState& state,
                       (process_cpu - state.connector_cpu_seconds) * 1e6 / kConnectionsPerRun,
                       state.connector_cpu_seconds * 1e6 / kConnectionsPerRun};
 }
-
-/// A blocking listening socket on 127.0.0.1 with an ephemeral port, as real_send's.
-class RawListener {
-public:
-    RawListener() {
-        fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        FAULTLINE_ASSERT(fd_ >= 0);
-        const int reuse = 1;
-        static_cast<void>(::setsockopt(fd_, SOL_SOCKET, SO_REUSEADDR, &reuse, sizeof reuse));
-        sockaddr_in address{};
-        address.sin_family = AF_INET;
-        address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        address.sin_port = 0;
-        const int bound = ::bind(fd_,
-                                 reinterpret_cast<const sockaddr*>(&address),  // NOLINT
-                                 sizeof address);
-        FAULTLINE_ASSERT(bound == 0);
-        const int listening = ::listen(fd_, kBacklog);
-        FAULTLINE_ASSERT(listening == 0);
-        socklen_t length = sizeof address;
-        const int named =
-            ::getsockname(fd_, reinterpret_cast<sockaddr*>(&address), &length);  // NOLINT
-        FAULTLINE_ASSERT(named == 0);
-        port_ = ntohs(address.sin_port);
-    }
-    RawListener(const RawListener&) = delete;
-    RawListener& operator=(const RawListener&) = delete;
-    ~RawListener() { ::close(fd_); }
-
-    [[nodiscard]] int fd() const { return fd_; }
-    [[nodiscard]] std::uint16_t port() const { return port_; }
-
-private:
-    int fd_ = -1;
-    std::uint16_t port_ = 0;
-};
 
 /// The baseline: a thread on kAcceptCpu doing blocking accept4() (peer address asked for, as the
 /// transport does) then close(), kConnectionsPerRun times.
@@ -401,7 +366,7 @@ int run() {
     listener->Bind(model::Endpoint::loopback(0));
     listener->Listen(kBacklog);
     const std::uint16_t faultline_port = listener->LocalEndPoint()->port;
-    RawListener raw_listener;
+    RawListener raw_listener(kBacklog);
     AcceptCounts counts;
     AcceptLoop loop(listener, counts);
     const int other_cpu = cpus > 1 ? 1 : 0;

@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "bench_support.h"
+#include "bench_raw.h"
 #include "faultline/model/socket.h"
 #include "faultline/real/transport.h"
 
@@ -39,40 +40,6 @@ constexpr int kSenderCpu = 0;
 struct Placement {
     const char* name;
     int reader_cpu;
-};
-
-/// A blocking listening socket on 127.0.0.1 with an ephemeral port.
-class RawListener {
-public:
-    RawListener() {
-        fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        FAULTLINE_ASSERT(fd_ >= 0);
-        sockaddr_in address{};
-        address.sin_family = AF_INET;
-        address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        address.sin_port = 0;
-        const int bound = ::bind(fd_,
-                                 reinterpret_cast<const sockaddr*>(&address),  // NOLINT
-                                 sizeof address);
-        FAULTLINE_ASSERT(bound == 0);
-        const int listening = ::listen(fd_, 8);
-        FAULTLINE_ASSERT(listening == 0);
-        socklen_t length = sizeof address;
-        const int named =
-            ::getsockname(fd_, reinterpret_cast<sockaddr*>(&address), &length);  // NOLINT
-        FAULTLINE_ASSERT(named == 0);
-        port_ = ntohs(address.sin_port);
-    }
-    RawListener(const RawListener&) = delete;
-    RawListener& operator=(const RawListener&) = delete;
-    ~RawListener() { ::close(fd_); }
-
-    [[nodiscard]] int fd() const { return fd_; }
-    [[nodiscard]] std::uint16_t port() const { return port_; }
-
-private:
-    int fd_ = -1;
-    std::uint16_t port_ = 0;
 };
 
 /// The reader: a thread on `cpu` that accepts one connection and drains it with blocking recv()
@@ -273,7 +240,7 @@ int run() {
         cpus,
         pinned ? "" : " (pinning refused)");
     RealTransport transport;
-    RawListener listener;
+    RawListener listener(8);
     const int other_cpu = cpus > 1 ? 1 : 0;
     const PlacementFigures split =
         run_placement(transport, listener, Placement{"split", other_cpu});

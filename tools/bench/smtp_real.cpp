@@ -35,6 +35,7 @@
 #include <vector>
 
 #include "bench_support.h"
+#include "bench_smtp.h"
 #include "faultline/model/mime.h"
 #include "faultline/model/smtp_client.h"
 #include "faultline/real/transport.h"
@@ -81,16 +82,6 @@ elapsed = time.perf_counter() - start
 s.quit()
 print(n / elapsed)
 )";
-
-std::shared_ptr<const MailMessage> small_message() {
-    auto message = std::make_shared<MailMessage>();
-    message->From(MailAddress("jane@x.test"));
-    message->To().emplace_back("ben@x.test");
-    message->To().emplace_back("ann@x.test");
-    message->Subject("status report");
-    message->Body("Hello Ben, hello Ann,\r\nthe build is green again.\r\nJane");
-    return message;
-}
 
 /// A child process started with fork/exec on one CPU, stdout captured into a pipe if asked.
 class Child {

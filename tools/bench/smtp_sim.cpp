@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "bench_support.h"
+#include "bench_smtp.h"
 #include "faultline/model/smtp_client.h"
 #include "faultline/model/smtp_server.h"
 #include "faultline/sim/world.h"
@@ -84,16 +85,6 @@ struct RunFigures {
     std::uint64_t events = 0;
     std::uint64_t allocations = 0;
 };
-
-std::shared_ptr<const MailMessage> small_message() {
-    auto message = std::make_shared<MailMessage>();
-    message->From(MailAddress("jane@x.test"));
-    message->To().emplace_back("ben@x.test");
-    message->To().emplace_back("ann@x.test");
-    message->Subject("status report");
-    message->Body("Hello Ben, hello Ann,\r\nthe build is green again.\r\nJane");
-    return message;
-}
 
 /// One World, one server, one client; N transactions chained through SendCompleted.
 RunFigures run_once(const Profile& profile, std::uint64_t transactions) {
