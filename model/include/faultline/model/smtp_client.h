@@ -10,6 +10,8 @@
 
 #include <any>
 #include <array>
+#include <chrono>
+#include <coroutine>
 #include <cstddef>
 #include <cstdint>
 #include <exception>
@@ -26,6 +28,7 @@
 #include "faultline/model/assert.h"
 #include "faultline/model/cancellation.h"
 #include "faultline/model/exceptions.h"
+#include "faultline/model/flow.h"
 #include "faultline/model/mail_message.h"
 #include "faultline/model/mime.h"
 #include "faultline/model/profile.h"
@@ -530,7 +533,7 @@ public:
         auto self = state_;
         state_->transport.post(
             [self, message = std::move(message), user_token = std::move(user_token)]() mutable {
-                State::run_async(self, *message, std::move(user_token));
+                State::run_async(std::move(self), std::move(message), std::move(user_token));
             });
     }
     void SendAsync(const MailMessage& message, std::any user_token) {
@@ -586,7 +589,8 @@ public:
         auto self = state_;
         state_->transport.post([self, message = std::move(message), task,
                                 registration = std::move(registration)]() mutable {
-            State::run_task(self, *message, *task, registration);
+            State::run_task(std::move(self), std::move(message), std::move(task),
+                            std::move(registration));
         });
         return task;
     }
@@ -626,10 +630,16 @@ public:
             generation = ++state.generation;
             state.arm_timer(state_, generation);
         }
-        Outcome outcome = state_->transact(message);
+        typename State::SyncWaiter waiter;
+        State::run_sync(state_, message, waiter);
+        Outcome outcome;
         {
             std::unique_lock lock(state_->mutex);
-            state_->in_progress = false;
+            while (!waiter.finished) {
+                // No deadline of its own: the Timeout timer armed above ends the send (M-8).
+                (void)state_->transport.wait(waiter.done, lock, std::chrono::hours(1));
+            }
+            outcome = std::move(waiter.outcome);
         }
         if (outcome.error) {
             std::rethrow_exception(outcome.error);
@@ -672,20 +682,14 @@ private:
         DeliveryOutcome delivery = DeliveryOutcome::not_delivered;
     };
 
-    /// One outstanding transport operation; shared with its handler.
-    struct Op {
-        // User-provided, so make_shared<Op>() leaves `buffer` uninitialised instead of zeroing
-        // 4 KiB per transport operation; only the bytes a receive reports are ever read.
-        Op() noexcept {}  // NOLINT(modernize-use-equals-default)
-        typename T::Mutex mutex;
-        typename T::Event done;
+    /// What an awaited transport operation reported.
+    struct IoResult {
         std::error_code error;
         std::size_t bytes = 0;
         ConnectionId connection{};
-        std::array<std::byte, 4096> buffer;  // NOLINT(cppcoreguidelines-pro-type-member-init)
     };
 
-    struct State {
+    struct State : std::enable_shared_from_this<State> {
         State(T& t, const Profile& p) : transport(t), profile(p) {}
 
         T& transport;
@@ -708,6 +712,9 @@ private:
         std::optional<ConnectionId> connection;  // cached between sends (M-12)
         std::optional<ReplyParser> parser;       // the cached connection's reply reader
         detail::ServerExtensions extensions;     // what the cached connection's EHLO advertised
+        // Replies land here. Only the running send receives, and it awaits every receive it
+        // starts, so one buffer suffices; never zero-filled, only the bytes received are read.
+        std::array<std::byte, 4096> receive_buffer;  // NOLINT(cppcoreguidelines-pro-type-member-init)
 
         // ---- with the lock held ------------------------------------------------------------
 
@@ -830,144 +837,169 @@ private:
             });
         }
 
-        // ---- the worker: blocking steps on the calling logical thread ----------------------
-
-        /// Waits for `op` without a deadline of its own: cancel, the timer or the transport
-        /// ends every operation (documented SendAsync has no timer, M-8, so a silent server
-        /// stalls it until SendAsyncCancel).
-        void await(Op& op) {
-            std::unique_lock lock(op.mutex);
-            while (!transport.wait(op.done, lock, std::chrono::hours(1))) {
-            }
-        }
+        // ---- the worker: a Flow whose steps are transport completions ----------------------
+        //
+        // The send runs as a coroutine: each transport operation suspends it and the
+        // operation's handler resumes it, on the pool thread that saw the completion, so a
+        // reply is read and the next command written with no thread hand-off (Send waits once,
+        // for the whole transaction). Nothing waits on a deadline of its own: cancel, the timer
+        // or the transport ends every operation (documented SendAsync has no timer, M-8, so a
+        // silent server stalls it until SendAsyncCancel). No lock is held across a co_await.
 
         /// The error that ended the send early (cancel or timeout), if any.
         [[nodiscard]] bool interrupted() const { return cancel_requested || timed_out; }
 
-        std::error_code connect(const Endpoint& endpoint) {
-            auto op = std::make_shared<Op>();
-            {
-                std::unique_lock lock(mutex);
-                if (interrupted()) {
-                    return NetErrc::operation_aborted;
+        /// Awaits one transport operation on the client's connection (or a connect). Started
+        /// under the client's lock; if the connection is gone (cancel, timer) it does not start
+        /// and reports operation_aborted at once.
+        struct TransportOp {
+            enum class Kind : std::uint8_t { connect, send, receive };
+
+            State& state;
+            Kind kind;
+            Endpoint endpoint{};
+            std::span<const std::byte> outgoing{};
+            std::span<std::byte> incoming{};
+            IoResult result{};
+
+            [[nodiscard]] bool await_ready() const noexcept { return false; }
+            bool await_suspend(std::coroutine_handle<> flow) {
+                // Once the operation is issued its handler may resume the flow on another
+                // thread, which may finish the send and drop the last reference to the state
+                // before the lock below is released; and `this` may be gone by then.
+                const std::shared_ptr<State> keep = state.shared_from_this();
+                std::unique_lock lock(state.mutex);
+                IoResult* const reported = &result;
+                auto on_io = [reported, flow](std::error_code error, std::size_t n) {
+                    reported->error = error;
+                    reported->bytes = n;
+                    flow.resume();
+                };
+                switch (kind) {
+                    case Kind::connect:
+                        if (state.interrupted()) {
+                            break;
+                        }
+                        state.transport.async_connect(
+                            endpoint, [reported, flow](std::error_code error, ConnectionId id) {
+                                reported->error = error;
+                                reported->connection = id;
+                                flow.resume();
+                            });
+                        return true;
+                    case Kind::send:
+                        if (!state.connection) {
+                            break;
+                        }
+                        state.transport.async_send(*state.connection, outgoing, std::move(on_io));
+                        return true;
+                    case Kind::receive:
+                        if (!state.connection || !state.parser) {
+                            break;
+                        }
+                        state.transport.async_receive(*state.connection, incoming,
+                                                      std::move(on_io));
+                        return true;
                 }
-                transport.async_connect(endpoint,
-                                        [this, op](std::error_code error, ConnectionId id) {
-                                            std::unique_lock op_lock(op->mutex);
-                                            op->error = error;
-                                            op->connection = id;
-                                            transport.signal(op->done);
-                                        });
+                result.error = NetErrc::operation_aborted;
+                return false;  // resume now
             }
-            await(*op);
+            [[nodiscard]] IoResult await_resume() const noexcept { return result; }
+        };
+
+        Flow<std::error_code> connect(Endpoint endpoint) {
+            const IoResult connected =
+                co_await TransportOp{.state = *this, .kind = TransportOp::Kind::connect,
+                                     .endpoint = endpoint};
             std::unique_lock lock(mutex);
-            if (op->error) {
-                return op->error;
+            if (connected.error) {
+                co_return connected.error;
             }
             FAULTLINE_ASSERT(!connection.has_value());
-            connection = op->connection;
+            connection = connected.connection;
             parser.emplace(profile.smtp_reply_strict_dotnet ? ReplyMode::strict_dotnet
                                                             : ReplyMode::rfc5321);
             if (interrupted()) {
                 drop_connection(/*abortive=*/true);  // the cancel or timer came first
-                return NetErrc::operation_aborted;
+                co_return NetErrc::operation_aborted;
             }
-            return {};
+            co_return std::error_code{};
         }
 
-        std::error_code send_all(std::string bytes) {
-            // The bytes stay alive until the last handler ran, even if the send is abandoned.
-            auto outgoing = std::make_shared<const std::string>(std::move(bytes));
+        Flow<std::error_code> send_all(std::string bytes) {
             std::size_t offset = 0;
             {
                 // One immediate attempt first: a command or a small message usually fits the
-                // socket at once, which saves the completion hop; the rest (or all of it, on
+                // socket at once, which saves a completion; the rest (or all of it, on
                 // would_block) goes through async_send.
                 std::unique_lock lock(mutex);
                 if (!connection) {
-                    return NetErrc::operation_aborted;
+                    co_return NetErrc::operation_aborted;
                 }
                 auto sent = transport.try_send(
-                    *connection, std::as_bytes(std::span(outgoing->data(), outgoing->size())));
+                    *connection, std::as_bytes(std::span(bytes.data(), bytes.size())));
                 if (sent) {
-                    FAULTLINE_ASSERT(sent.value() <= outgoing->size());
+                    FAULTLINE_ASSERT(sent.value() <= bytes.size());
                     offset = sent.value();
                 } else if (sent.error() != NetErrc::would_block) {
-                    return sent.error();
+                    co_return sent.error();
                 }
             }
-            while (offset < outgoing->size()) {
-                auto op = std::make_shared<Op>();
-                {
-                    std::unique_lock lock(mutex);
-                    if (!connection) {
-                        return NetErrc::operation_aborted;
-                    }
-                    const std::string_view rest = std::string_view(*outgoing).substr(offset);
-                    transport.async_send(
-                        *connection,
-                        std::as_bytes(std::span(rest.data(), rest.size())),
-                        [this, op, outgoing](std::error_code error, std::size_t n) {
-                            std::unique_lock op_lock(op->mutex);
-                            op->error = error;
-                            op->bytes = n;
-                            transport.signal(op->done);
-                        });
+            while (offset < bytes.size()) {
+                // `bytes` lives in this frame, which outlives the handler: it resumes us.
+                const std::string_view rest = std::string_view(bytes).substr(offset);
+                const IoResult sent =
+                    co_await TransportOp{.state = *this, .kind = TransportOp::Kind::send,
+                                         .outgoing = std::as_bytes(
+                                             std::span(rest.data(), rest.size()))};
+                if (sent.error) {
+                    co_return sent.error;
                 }
-                await(*op);
-                if (op->error) {
-                    return op->error;
-                }
-                FAULTLINE_ASSERT(op->bytes >= 1);
-                FAULTLINE_ASSERT(op->bytes <= outgoing->size() - offset);
-                offset += op->bytes;
+                FAULTLINE_ASSERT(sent.bytes >= 1);
+                FAULTLINE_ASSERT(sent.bytes <= rest.size());
+                offset += sent.bytes;
             }
-            return {};
+            co_return std::error_code{};
         }
 
-        Result<Reply> read_reply() {
+        Flow<Result<Reply>> read_reply() {
             while (true) {
-                auto op = std::make_shared<Op>();
                 {
                     std::unique_lock lock(mutex);
                     if (!connection || !parser) {
-                        return NetErrc::operation_aborted;
+                        co_return NetErrc::operation_aborted;
                     }
                     auto next = parser->next();
                     if (!next) {
-                        return next.error();
+                        co_return next.error();
                     }
                     if (next.value()) {
-                        return std::move(*next.value());
+                        co_return std::move(*next.value());
                     }
-                    transport.async_receive(
-                        *connection, op->buffer, [this, op](std::error_code error, std::size_t n) {
-                            std::unique_lock op_lock(op->mutex);
-                            op->error = error;
-                            op->bytes = n;
-                            transport.signal(op->done);
-                        });
                 }
-                await(*op);
-                if (op->error == NetErrc::end_of_stream) {
-                    return SmtpErrc::connection_closed;  // M-25
+                const IoResult received =
+                    co_await TransportOp{.state = *this, .kind = TransportOp::Kind::receive,
+                                         .incoming = receive_buffer};
+                if (received.error == NetErrc::end_of_stream) {
+                    co_return SmtpErrc::connection_closed;  // M-25
                 }
-                if (op->error) {
-                    return op->error;
+                if (received.error) {
+                    co_return received.error;
                 }
                 std::unique_lock lock(mutex);
                 if (parser) {
-                    parser->feed(std::span<const std::byte>(op->buffer.data(), op->bytes));
+                    parser->feed(
+                        std::span<const std::byte>(receive_buffer.data(), received.bytes));
                 }
             }
         }
 
         /// Sends one command line and reads its reply.
-        Result<Reply> exchange(std::string command) {
-            if (auto error = send_all(std::move(command))) {
-                return error;
+        Flow<Result<Reply>> exchange(std::string command) {
+            if (const std::error_code error = co_await send_all(std::move(command))) {
+                co_return error;
             }
-            return read_reply();
+            co_return co_await read_reply();
         }
 
         /// A failure that ends the send: aborts the connection (M-12) and shapes the error;
@@ -992,45 +1024,45 @@ private:
         }
 
         /// Connect, greeting, EHLO (HELO on 500/502, M-19) unless a connection is cached.
-        std::optional<Outcome> open_session() {
+        Flow<std::optional<Outcome>> open_session() {
             std::optional<Endpoint> endpoint;
             {
                 std::unique_lock lock(mutex);
                 if (connection) {
-                    return std::nullopt;  // M-12: reuse
+                    co_return std::nullopt;  // M-12: reuse
                 }
                 endpoint = detail::resolve_host(*host, port);
             }
             if (!endpoint) {
-                return fail(std::make_exception_ptr(
+                co_return fail(std::make_exception_ptr(
                     SmtpException(SmtpStatusCode::GeneralFailure,
                                   "Failure sending mail.",
                                   std::make_exception_ptr(IOException("No such host is known.")))));
             }
-            if (auto error = connect(*endpoint)) {
-                return fail(error);
+            if (auto error = co_await connect(*endpoint)) {
+                co_return fail(error);
             }
-            auto greeting = read_reply();
+            auto greeting = co_await read_reply();
             if (!greeting) {
-                return fail(greeting.error());
+                co_return fail(greeting.error());
             }
             if (greeting.value().code != 220) {
-                return fail(detail::reply_error(greeting.value()));
+                co_return fail(detail::reply_error(greeting.value()));
             }
-            auto ehlo = exchange(CommandWriter::ehlo(kSmtpClientDomain).value());
+            auto ehlo = co_await exchange(CommandWriter::ehlo(kSmtpClientDomain).value());
             if (!ehlo) {
-                return fail(ehlo.error());
+                co_return fail(ehlo.error());
             }
             bool helo = false;
             if (ehlo.value().code == 500 || ehlo.value().code == 502) {
                 helo = true;
-                ehlo = exchange(CommandWriter::helo(kSmtpClientDomain).value());
+                ehlo = co_await exchange(CommandWriter::helo(kSmtpClientDomain).value());
                 if (!ehlo) {
-                    return fail(ehlo.error());
+                    co_return fail(ehlo.error());
                 }
             }
             if (ehlo.value().code != 250) {
-                return fail(detail::reply_error(ehlo.value()));
+                co_return fail(detail::reply_error(ehlo.value()));
             }
             std::optional<NetworkCredential> credential;
             {
@@ -1043,27 +1075,27 @@ private:
                 credential = credentials;
             }
             if (credential) {
-                return authenticate(*credential);
+                co_return co_await authenticate(*credential);
             }
-            return std::nullopt;
+            co_return std::nullopt;
         }
 
         /// AUTH LOGIN: 334 → user → 334 → password; true on 235, false on any other reply
         /// (a 334 after the password included: we have nothing more to say).
-        Result<bool> auth_login(const NetworkCredential& credential) {
-            auto reply = exchange(CommandWriter::auth_login());
+        Flow<Result<bool>> auth_login(NetworkCredential credential) {
+            auto reply = co_await exchange(CommandWriter::auth_login());
             for (int step = 0;; ++step) {
                 if (!reply) {
-                    return reply.error();
+                    co_return reply.error();
                 }
                 const int code = reply.value().code;
                 if (code == 235) {
-                    return true;
+                    co_return true;
                 }
                 if (code != 334 || step == 2) {
-                    return false;
+                    co_return false;
                 }
-                reply = exchange(CommandWriter::auth_response(step == 0 ? credential.UserName
+                reply = co_await exchange(CommandWriter::auth_response(step == 0 ? credential.UserName
                                                                         : credential.Password));
             }
         }
@@ -1072,32 +1104,32 @@ private:
         /// then PLAIN where the profile allows it; a refusal moves to the next; if none
         /// succeeds the send carries on unauthenticated and the server's later refusal (e.g.
         /// 530 on MAIL) is the error. Only transport failures end the send here.
-        std::optional<Outcome> authenticate(const NetworkCredential& credential) {
+        Flow<std::optional<Outcome>> authenticate(NetworkCredential credential) {
             detail::ServerExtensions advertised;
             {
                 std::unique_lock lock(mutex);
                 advertised = extensions;
             }
             if (advertised.auth_login) {
-                auto succeeded = auth_login(credential);
+                auto succeeded = co_await auth_login(credential);
                 if (!succeeded) {
-                    return fail(succeeded.error());
+                    co_return fail(succeeded.error());
                 }
                 if (succeeded.value()) {
-                    return std::nullopt;
+                    co_return std::nullopt;
                 }
             }
             if (profile.smtp_auth_plain && advertised.auth_plain) {
                 // A line the writer refuses (CR/LF or over 512 bytes) is a mechanism that failed.
                 auto command = CommandWriter::auth_plain(credential.UserName, credential.Password);
                 if (command) {
-                    auto reply = exchange(std::move(command.value()));
+                    auto reply = co_await exchange(std::move(command.value()));
                     if (!reply) {
-                        return fail(reply.error());
+                        co_return fail(reply.error());
                     }
                 }
             }
-            return std::nullopt;
+            co_return std::nullopt;
         }
 
         static std::exception_ptr recipients_error(std::vector<SmtpFailedRecipientException> failed,
@@ -1117,9 +1149,9 @@ private:
         }
 
         /// The whole transaction (M-13 … M-17, M-26).
-        Outcome transact(const MailMessage& message) {
-            if (auto failed = open_session()) {
-                return std::move(*failed);
+        Flow<Outcome> transact(const MailMessage& message) {
+            if (auto failed = co_await open_session()) {
+                co_return std::move(*failed);
             }
             bool allow_unicode = false;
             bool dsn = false;
@@ -1135,19 +1167,19 @@ private:
             const auto sender = envelope_sender(message);
             const auto sender_address = sender->smtp_address(allow_unicode);
             if (!sender_address) {
-                return fail(detail::address_error(*sender));
+                co_return fail(detail::address_error(*sender));
             }
             auto mail = CommandWriter::mail_from(bare(*sender_address),
                                                  allow_unicode ? "BODY=8BITMIME SMTPUTF8" : "");
             if (!mail) {
-                return fail(mail.error());
+                co_return fail(mail.error());
             }
-            auto reply = exchange(std::move(mail.value()));
+            auto reply = co_await exchange(std::move(mail.value()));
             if (!reply) {
-                return fail(reply.error());
+                co_return fail(reply.error());
             }
             if (reply.value().code != 250) {
-                return fail(detail::reply_error(reply.value()));
+                co_return fail(detail::reply_error(reply.value()));
             }
             std::vector<SmtpFailedRecipientException> failed;
             std::size_t accepted = 0;
@@ -1159,15 +1191,15 @@ private:
                 // the earlier RCPTs have gone out when a later one fails.
                 const auto recipient_address = recipient.smtp_address(allow_unicode);
                 if (!recipient_address) {
-                    return fail(detail::address_error(recipient));
+                    co_return fail(detail::address_error(recipient));
                 }
                 auto rcpt = CommandWriter::rcpt_to(bare(*recipient_address), notify);
                 if (!rcpt) {
-                    return fail(rcpt.error());
+                    co_return fail(rcpt.error());
                 }
-                reply = exchange(std::move(rcpt.value()));
+                reply = co_await exchange(std::move(rcpt.value()));
                 if (!reply) {
-                    return fail(reply.error());
+                    co_return fail(reply.error());
                 }
                 const int code = reply.value().code;
                 if (code == 250 || code == 251) {
@@ -1178,18 +1210,18 @@ private:
                         *recipient_address,
                         detail::smtp_status_text(code) + detail::reply_text(reply.value()));
                 } else {
-                    return fail(detail::reply_error(reply.value()));
+                    co_return fail(detail::reply_error(reply.value()));
                 }
             }
             if (accepted == 0) {  // M-17: no DATA; fatal
-                return fail(recipients_error(std::move(failed), /*all=*/true));
+                co_return fail(recipients_error(std::move(failed), /*all=*/true));
             }
-            reply = exchange(CommandWriter::data());
+            reply = co_await exchange(CommandWriter::data());
             if (!reply) {
-                return fail(reply.error());
+                co_return fail(reply.error());
             }
             if (reply.value().code != 354) {
-                return fail(detail::reply_error(reply.value()));
+                co_return fail(detail::reply_error(reply.value()));
             }
             std::string date;
             {
@@ -1200,16 +1232,16 @@ private:
             std::string content = dot_stuff(write_message(
                 message, MimeOptions{.date = date, .allow_unicode = allow_unicode}));
             content += data_terminator();
-            if (auto error = send_all(std::move(content))) {
-                return fail(error);
+            if (auto error = co_await send_all(std::move(content))) {
+                co_return fail(error);
             }
             // From here on the server may have the whole message: only its reply decides (W-10).
-            reply = read_reply();
+            reply = co_await read_reply();
             if (!reply) {
-                return fail(reply.error(), DeliveryOutcome::unknown);  // M-26
+                co_return fail(reply.error(), DeliveryOutcome::unknown);  // M-26
             }
             if (reply.value().code != 250) {
-                return fail(detail::reply_error(reply.value()));
+                co_return fail(detail::reply_error(reply.value()));
             }
             // A cancel that lost the race with the 250 is a success (M-9); M-16 keeps the
             // connection with some recipients refused.
@@ -1218,13 +1250,33 @@ private:
             if (!failed.empty()) {
                 outcome.error = recipients_error(std::move(failed), /*all=*/false);
             }
-            return outcome;
+            co_return outcome;
         }
 
-        static void run_async(const std::shared_ptr<State>& self,
-                              const MailMessage& message,
-                              std::any user_token) {
-            Outcome outcome = self->transact(message);
+        /// transact, with an exception from inside it (bad_alloc, say) ending the send as a
+        /// failure instead of leaving it running forever.
+        Flow<Outcome> transact_guarded(const MailMessage& message) {
+            std::exception_ptr escaped;
+            try {
+                co_return co_await transact(message);
+            } catch (...) {
+                escaped = std::current_exception();
+            }
+            co_return fail(escaped);
+        }
+
+        /// Hands a SendCompleted handler's exception to the transport, which reports it as it
+        /// reports any handler's (the flow's own frame must not unwind through the resumer).
+        void report_handler_exception(std::exception_ptr error) {
+            transport.post([error] { std::rethrow_exception(error); });
+        }
+
+        /// SendAsync's root flow: the transaction, then SendCompleted once (M-5, M-7), on the
+        /// thread that finished it.
+        static Detached run_async(std::shared_ptr<State> self,
+                                  std::shared_ptr<const MailMessage> message,
+                                  std::any user_token) {
+            Outcome outcome = co_await self->transact_guarded(*message);
             std::vector<SendCompletedHandler> to_call;
             SmtpClient* sender = nullptr;
             {
@@ -1238,17 +1290,22 @@ private:
                                                .Error = outcome.error,
                                                .UserState = std::move(user_token),
                                                .delivery = outcome.delivery};
-            for (const auto& handler : to_call) {
-                handler(sender, args);
+            try {
+                for (const auto& handler : to_call) {
+                    handler(sender, args);
+                }
+            } catch (...) {
+                // As a multicast delegate: the handlers after the one that threw do not run.
+                self->report_handler_exception(std::current_exception());
             }
         }
 
-        /// SendMailAsync's worker: as run_async, but the outcome completes `task` (M-10).
-        static void run_task(const std::shared_ptr<State>& self,
-                             const MailMessage& message,
-                             SmtpTask<T>& task,
-                             CancellationTokenRegistration<T>& registration) {
-            Outcome outcome = self->transact(message);
+        /// SendMailAsync's root flow: as run_async, but the outcome completes `task` (M-10).
+        static Detached run_task(std::shared_ptr<State> self,
+                                 std::shared_ptr<const MailMessage> message,
+                                 std::shared_ptr<SmtpTask<T>> task,
+                                 CancellationTokenRegistration<T> registration) {
+            Outcome outcome = co_await self->transact_guarded(*message);
             {
                 std::unique_lock lock(self->mutex);
                 FAULTLINE_ASSERT(self->in_progress);
@@ -1257,14 +1314,35 @@ private:
             registration.Dispose();
             if (outcome.cancelled) {
                 FAULTLINE_ASSERT(outcome.error == nullptr);
-                task.complete(TaskStatus::Canceled,
-                              std::make_exception_ptr(TaskCanceledException()),
-                              outcome.delivery);
+                task->complete(TaskStatus::Canceled,
+                               std::make_exception_ptr(TaskCanceledException()),
+                               outcome.delivery);
             } else if (outcome.error) {
-                task.complete(TaskStatus::Faulted, outcome.error, outcome.delivery);
+                task->complete(TaskStatus::Faulted, outcome.error, outcome.delivery);
             } else {
-                task.complete(TaskStatus::RanToCompletion, nullptr, outcome.delivery);
+                task->complete(TaskStatus::RanToCompletion, nullptr, outcome.delivery);
             }
+        }
+
+        /// Where Send's root flow leaves its outcome; lives on Send's stack.
+        struct SyncWaiter {
+            typename T::Event done;
+            bool finished = false;  // guarded by the client's lock
+            Outcome outcome;
+        };
+
+        /// Send's root flow: starts on the caller's thread, finishes on whichever thread saw the
+        /// last completion, and wakes the caller once. `message` and `waiter` outlive it: Send
+        /// returns only after `finished` is set, under the lock this flow releases last.
+        static Detached run_sync(std::shared_ptr<State> self,
+                                 const MailMessage& message,
+                                 SyncWaiter& waiter) {
+            Outcome outcome = co_await self->transact_guarded(message);
+            std::unique_lock lock(self->mutex);
+            self->in_progress = false;
+            waiter.outcome = std::move(outcome);
+            waiter.finished = true;
+            self->transport.signal(waiter.done);
         }
     };
 
