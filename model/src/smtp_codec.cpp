@@ -96,12 +96,16 @@ Result<std::optional<Reply>> ReplyParser::next() {
         bool last = false;
         int code = 0;
         if (mode_ == ReplyMode::strict_dotnet) {
-            // M-24: the separator must be present; the "digits" are taken as they come.
+            // M-24: the separator must be present; the "digits" are taken as they come, as
+            // octets (.NET reads bytes: 0xC3 counts as 195, not as a negative char).
             if (line.size() < 4 || (line[3] != '-' && line[3] != ' ')) {
                 error_ = SmtpErrc::malformed_reply;
                 return error_;
             }
-            code = (line[0] - '0') * 100 + (line[1] - '0') * 10 + (line[2] - '0');
+            const auto octet = [&line](std::size_t index) {
+                return static_cast<int>(static_cast<unsigned char>(line[index]));
+            };
+            code = (octet(0) - '0') * 100 + (octet(1) - '0') * 10 + (octet(2) - '0');
             last = line[3] == ' ';
         } else {
             // W-4 (RFC 5321 §4.2): Reply-code = %x32-35 %x30-35 %x30-39; a bare code is legal.
@@ -214,14 +218,25 @@ std::string CommandParser::take_buffered() {
     return out;
 }
 
+void CommandParser::drop_partial_line() {
+    // Under reject a trailing CR may be the first half of the CRLF that ends the line.
+    const bool keep_cr =
+        policy_ == BareLineFeedPolicy::reject && !buffer_.empty() && buffer_.back() == '\r';
+    buffer_.assign(keep_cr ? "\r" : "");
+}
+
 Result<std::optional<Command>> CommandParser::next() {
     if (skipping_) {
-        const std::size_t end = buffer_.find('\n');
+        // The over-long line ends where any line ends under this policy: under reject only at
+        // CRLF, so a bare LF inside it must not resume reading (found by tools/fuzz: it made
+        // the commands depend on how the bytes were split across reads).
+        const bool crlf_only = policy_ == BareLineFeedPolicy::reject;
+        const std::size_t end = crlf_only ? buffer_.find(crlf) : buffer_.find('\n');
         if (end == std::string::npos) {
-            buffer_.clear();
+            drop_partial_line();
             return std::optional<Command>{};
         }
-        buffer_.erase(0, end + 1);
+        buffer_.erase(0, end + (crlf_only ? crlf.size() : 1));
         skipping_ = false;
     }
     // Under reject only CRLF ends a line; otherwise any LF does (W-13 normalize / legacy).
@@ -229,7 +244,7 @@ Result<std::optional<Command>> CommandParser::next() {
         policy_ == BareLineFeedPolicy::reject ? buffer_.find(crlf) : buffer_.find('\n');
     if (end == std::string::npos) {
         if (partial_line_bytes(buffer_) > smtp_command_line_bytes_max) {
-            buffer_.clear();
+            drop_partial_line();
             skipping_ = true;
             return SmtpErrc::command_too_long;
         }

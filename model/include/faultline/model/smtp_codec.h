@@ -141,6 +141,9 @@ public:
     [[nodiscard]] std::string take_buffered();
 
 private:
+    /// Drops the buffered start of an over-long line (all of the buffer: no line end in it).
+    void drop_partial_line();
+
     BareLineFeedPolicy policy_;
     std::string buffer_;
     bool skipping_ = false;  // inside an over-long line, dropping bytes up to its end
