@@ -661,11 +661,21 @@ public:
             return;
         }
         if (state.connection) {
-            const std::string quit = CommandWriter::quit();
-            // Best effort: whatever the socket takes now; the reply is never read.
-            (void)state.transport.try_send(*state.connection,
-                                           std::as_bytes(std::span(quit.data(), quit.size())));
-            state.drop_connection(/*abortive=*/false);
+            // Best effort, and the reply is never read; but a QUIT cut short by a partial send
+            // would leave a bare CR on the wire (W-1), so a line that went out in part is
+            // finished before the close. Nothing sent (would_block, an error): close at once.
+            auto quit = std::make_shared<const std::string>(CommandWriter::quit());
+            const ConnectionId connection = *state.connection;
+            const auto sent = state.transport.try_send(
+                connection, std::as_bytes(std::span(quit->data(), quit->size())));
+            state.connection.reset();
+            state.parser.reset();
+            state.extensions = {};
+            if (sent && sent.value() > 0 && sent.value() < quit->size()) {
+                finish_then_close(state.transport, connection, std::move(quit), sent.value());
+            } else {
+                state.transport.close(connection);
+            }
         }
     }
 
@@ -676,6 +686,26 @@ public:
     }
 
 private:
+    /// Writes `line` from `offset` on, then closes `connection`; on a send error closes at once.
+    static void finish_then_close(T& transport, ConnectionId connection,
+                                  std::shared_ptr<const std::string> line, std::size_t offset) {
+        if (offset >= line->size()) {
+            transport.close(connection);
+            return;
+        }
+        const std::string_view rest = std::string_view(*line).substr(offset);
+        transport.async_send(connection, std::as_bytes(std::span(rest.data(), rest.size())),
+                             [&transport, connection, line, offset](std::error_code error,
+                                                                    std::size_t n) mutable {
+                                 if (error) {
+                                     transport.close(connection);
+                                     return;
+                                 }
+                                 finish_then_close(transport, connection, std::move(line),
+                                                   offset + n);
+                             });
+    }
+
     struct Outcome {
         std::exception_ptr error;
         bool cancelled = false;
