@@ -321,7 +321,7 @@ Expectation parse_expectation(const json& value, const std::string& pointer) {
         if (key == "throws") {
             expectation.throws = get_choice(
                 field, at,
-                {"none", "ArgumentException", "ArgumentNullException",
+                {"none", "any", "ArgumentException", "ArgumentNullException",
                  "ArgumentOutOfRangeException", "InvalidOperationException",
                  "ObjectDisposedException", "SocketException", "PlatformNotSupportedException",
                  "NotSupportedException", "LivenessFailure", "FormatException",

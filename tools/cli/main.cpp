@@ -14,6 +14,7 @@
 
 #include "faultline/conformance/run.h"
 #include "faultline/model/profile.h"
+#include "fuzz_command.h"
 #include "send_mail_command.h"
 #include "smtp_server_command.h"
 #include "faultline/conformance/scenario.h"
@@ -39,6 +40,10 @@ commands:
       Schema and semantic checks only.
   determinism PATH... [--runs K]
       Run each scenario K times on sim (default 3) and compare trace hashes.
+  fuzz [--seconds N | --runs N] [--seed S] [--profile P] [--family send|smtp] [--out DIR]
+       [--shard I/N] [--jobs J]
+      Generated scenarios on sim, checked by the oracle; each new failure is shrunk to a file
+      in DIR (default scenarios/regressions) that `replay` reproduces. Live progress on stderr.
   send-mail --host H --port P --from A --to B [--to C] [--cc D] [--bcc E] [--subject S]
             [--body-file F] [--profile P] [--timeout MS]
       One real send with SmtpClient; prints the SendCompleted outcome as one JSON object.
@@ -460,6 +465,59 @@ int main(int argc, char** argv) {
             usage_error("send-mail needs --from and at least one --to");
         }
         return faultline::cli::send_mail_command(mail);
+    }
+    if (command == "fuzz") {
+        faultline::cli::FuzzOptions fuzz;
+        for (std::size_t i = 1; i < args.size(); ++i) {
+            const std::string& arg = args[i];
+            if (i + 1 >= args.size()) {
+                usage_error(arg + " needs a value");
+            }
+            const std::string value = args[++i];
+            if (arg == "--seconds") {
+                fuzz.seconds = static_cast<double>(
+                    std::clamp<std::uint64_t>(parse_number(value, "--seconds"), 1, 604'800));
+            } else if (arg == "--runs") {
+                fuzz.runs = std::clamp<std::uint64_t>(parse_number(value, "--runs"), 1,
+                                                      1'000'000'000'000ULL);
+            } else if (arg == "--seed") {
+                fuzz.seed = parse_number(value, "--seed");
+            } else if (arg == "--profile") {
+                if (!faultline::model::profile_by_name(value)) {
+                    usage_error("unknown profile \"" + value + "\"");
+                }
+                fuzz.profile = value;
+            } else if (arg == "--family") {
+                fuzz.families.push_back(value);
+            } else if (arg == "--out") {
+                fuzz.out = value;
+            } else if (arg == "--shard") {
+                const auto slash = value.find('/');
+                if (slash == std::string::npos) {
+                    usage_error("--shard takes I/N, e.g. 0/4");
+                }
+                fuzz.shard_index = parse_number(value.substr(0, slash), "--shard");
+                fuzz.shard_count = parse_number(value.substr(slash + 1), "--shard");
+                if (fuzz.shard_count == 0 || fuzz.shard_index >= fuzz.shard_count ||
+                    fuzz.shard_count > 1'000'000) {
+                    usage_error("--shard I/N needs 0 <= I < N <= 1000000");
+                }
+            } else if (arg == "--jobs") {
+                fuzz.jobs = static_cast<unsigned>(
+                    std::clamp<std::uint64_t>(parse_number(value, "--jobs"), 1, 256));
+            } else {
+                usage_error("unknown option " + arg);
+            }
+        }
+        if (fuzz.seconds && fuzz.runs) {
+            usage_error("fuzz takes --seconds or --runs, not both");
+        }
+        try {
+            return faultline::cli::fuzz_command(fuzz);
+        } catch (const std::exception& error) {
+            std::cerr << "faultline: internal error: " << error.what() << "\n";
+            return kExitFailed;
+        }
     }
     if (command == "smtp-server") {
         faultline::cli::SmtpServerOptions server;

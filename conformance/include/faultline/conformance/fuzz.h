@@ -1,0 +1,107 @@
+// Scenario fuzzing: generated scenario files, run on sim and judged by the oracle's invariants,
+// and a shrinker that cuts a failing scenario down to a small file that fails the same way.
+//
+// A generated scenario is ordinary scenario JSON (it goes through the loader, so it is valid by
+// construction) with no expectations of its own: what fails it is what the oracle checks on
+// every run (one completion per operation, exactly-once SendCompleted, byte accounting, message
+// integrity, delivery classification, liveness, internal assertions). Generation is a pure
+// function of (family, seed): the same seed gives the same file on every machine and build.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "faultline/conformance/run.h"
+
+namespace faultline::conformance {
+
+/// What a generator produces: "send" (BeginSend/EndSend workloads: send_all loops, pending
+/// sends, callbacks, shutdown, threads that exit, under resets, closes, partial sends, stalls,
+/// latency and small buffers) or "smtp" (SmtpClient sends against a scripted server: any reply
+/// code at any command, closes, resets, drops mid-DATA and after the dot, delays, cancels,
+/// second sends, synchronous sends, recipients refused, any body, network faults).
+inline const std::vector<std::string>& fuzz_families() {
+    static const std::vector<std::string> families = {"send", "smtp"};
+    return families;
+}
+
+/// The scenario for (family, seed). Throws std::invalid_argument for an unknown family.
+[[nodiscard]] nlohmann::json generate_scenario(const std::string& family, std::uint64_t seed);
+
+/// Loads `scenario` (as the file fuzz/<name>.json) and runs it on sim under `profile` with full
+/// tracing (record_coverage reads the trace). A scenario the loader refuses comes back failed,
+/// its failure starting "scenario refused by the loader: ".
+[[nodiscard]] RunOutcome run_scenario_json(const nlohmann::json& scenario,
+                                           const std::string& profile);
+
+/// The property a failure broke: the failure text with numbers, quoted names and anything after
+/// the first ':' that follows them dropped, so the same bug found with other sizes or ids has
+/// the same signature and the shrinker keeps to it.
+[[nodiscard]] std::string failure_signature(const RunOutcome& outcome);
+
+/// What the shrinker did.
+struct ShrinkResult {
+    nlohmann::json scenario;
+    RunOutcome outcome;       // the last failing run of `scenario`
+    std::size_t runs = 0;     // candidate runs tried
+    std::size_t steps_before = 0;
+    std::size_t steps_after = 0;
+};
+
+/// Greedy shrinking on the file itself: removes threads, steps, faults, script entries,
+/// recipients and headers, drops optional settings, and halves sizes, byte counts, repeat
+/// counts and strings, keeping each change only if `still_fails(outcome)` holds for the changed
+/// scenario; stops at a fixed point or after `max_runs` candidate runs.
+[[nodiscard]] ShrinkResult shrink_scenario(
+    const nlohmann::json& failing,
+    const std::string& profile,
+    const std::function<bool(const RunOutcome&)>& still_fails,
+    std::size_t max_runs = 2000);
+
+/// Total number of steps over all threads of a scenario.
+[[nodiscard]] std::size_t scenario_step_count(const nlohmann::json& scenario);
+
+/// The fault kinds and completion paths a campaign met ("sometimes" checks).
+struct FuzzCoverage {
+    std::map<std::string, std::uint64_t> faults;  // kind → scenarios that scheduled it
+    std::map<std::string, std::uint64_t> paths;   // completion path → runs that took it
+};
+
+/// Every fault kind the generators can schedule and every completion path they aim at; a
+/// campaign reports which of them never fired.
+[[nodiscard]] const std::vector<std::string>& fuzz_fault_kinds();
+[[nodiscard]] const std::vector<std::string>& fuzz_completion_paths();
+
+/// Adds what one run met: the faults the scenario scheduled and the completion paths its
+/// trace shows (synchronous, pending, error, cancel, unknown outcome).
+void record_coverage(const nlohmann::json& scenario, const RunOutcome& outcome,
+                     FuzzCoverage& coverage);
+
+/// One failure, shrunk and written out.
+struct FuzzFinding {
+    std::string family;
+    std::uint64_t seed = 0;
+    std::string profile;
+    std::string signature;
+    std::string path;          // the regression file
+    std::size_t steps_before = 0;
+    std::size_t steps_after = 0;
+};
+
+/// Writes the shrunk scenario as `dir`/<name>.json with its seed, profile, the faultline
+/// version and the failed property in the file (name, seed, profiles, description). Returns
+/// the path.
+[[nodiscard]] std::string write_regression(const std::string& dir,
+                                           const std::string& name,
+                                           nlohmann::json scenario,
+                                           const FuzzFinding& finding,
+                                           const RunOutcome& outcome);
+
+}  // namespace faultline::conformance

@@ -1,0 +1,773 @@
+#include "faultline/conformance/fuzz.h"
+
+#include <algorithm>
+#include <cctype>
+#include <filesystem>
+#include <fstream>
+#include <stdexcept>
+#include <string_view>
+#include <utility>
+
+#include "faultline/conformance/scenario.h"
+#include "faultline/sim/prng.h"
+
+namespace faultline::conformance {
+namespace {
+
+using json = nlohmann::json;
+
+constexpr const char* kVersion = "0.1.0";
+constexpr std::string_view kRefusedByLoader = "scenario refused by the loader: ";
+
+/// Draws for the generators: a thin layer over the simulator's PRNG, so a seed means the same
+/// scenario everywhere (no std distributions).
+class Draw {
+public:
+    explicit Draw(std::uint64_t seed) : prng_(seed ^ 0x6a09e667f3bcc909ULL) {}
+
+    std::uint64_t between(std::uint64_t low, std::uint64_t high) {
+        return prng_.between(low, high);
+    }
+    int integer(int low, int high) {
+        return static_cast<int>(prng_.between(static_cast<std::uint64_t>(low),
+                                              static_cast<std::uint64_t>(high)));
+    }
+    bool chance(int percent) { return prng_.chance(static_cast<std::uint64_t>(percent), 100); }
+    template <typename T>
+    const T& pick(const std::vector<T>& items) {
+        return items[static_cast<std::size_t>(prng_.below(items.size()))];
+    }
+    /// Sizes skewed small, with occasional big ones: what finds off-by-ones and buffer edges.
+    std::uint64_t size(std::uint64_t max) {
+        switch (prng_.below(4)) {
+            case 0: return between(1, std::min<std::uint64_t>(max, 16));
+            case 1: return between(1, std::min<std::uint64_t>(max, 2048));
+            case 2: return std::min(max, pick(std::vector<std::uint64_t>{
+                                             1, 2, 1023, 1024, 1025, 4095, 4096, 4097, 65535,
+                                             65536, 65537}));
+            default: return between(1, max);
+        }
+    }
+
+private:
+    sim::Prng prng_;
+};
+
+// Generated steps check no outcome of their own: any exception (or none) is a legal answer
+// to a generated workload; what fails a run is what the oracle checks on every run, and a
+// step that hangs (a liveness failure), which "any" does not cover.
+void allow_any_outcome(json& scenario) {
+    for (json& thread : scenario["threads"]) {
+        for (json& step : thread["steps"]) {
+            step["expect"] = {{"throws", "any"}};
+            if (step.contains("callback") &&
+                (step["callback"] == "end" || step["callback"] == "end_out")) {
+                step["callback_expect"] = {{"throws", "any"}};
+            }
+        }
+    }
+}
+
+// ---- the send family ---------------------------------------------------------------------
+
+json send_fault(Draw& draw, const std::vector<std::string>& step_ids, const std::string& thread) {
+    const std::string kind = draw.pick(std::vector<std::string>{
+        "partial_send", "reset", "close", "stall", "latency", "bandwidth", "thread_exit"});
+    json fault = {{"kind", kind}};
+    if (kind == "thread_exit") {
+        fault["thread"] = thread;
+        if (!step_ids.empty() && draw.chance(60)) {
+            fault["after_step"] = draw.pick(step_ids);
+        } else {
+            fault["at_ns"] = draw.between(0, 20'000'000);
+        }
+        return fault;
+    }
+    if (draw.chance(50)) {
+        fault["side"] = draw.chance(70) ? "client" : "server";
+    }
+    if (kind == "partial_send") {
+        fault["bytes"] = draw.size(4096);
+        if (draw.chance(50)) {
+            fault["on_send"] = draw.between(1, 6);
+        }
+    } else if (kind == "reset") {
+        switch (draw.integer(0, 2)) {
+            case 0: fault["after_bytes"] = draw.size(100'000); break;
+            case 1: fault["on_send"] = draw.between(1, 8); break;
+            default: fault["at_ns"] = draw.between(0, 20'000'000); break;
+        }
+    } else if (kind == "close" || kind == "stall") {
+        fault["at_ns"] = draw.between(0, 20'000'000);
+        if (kind == "stall") {
+            fault["duration_ns"] = draw.between(1, 50'000'000);  // bounded: no endless stall
+        }
+    } else if (kind == "latency") {
+        fault["latency_ns"] = draw.between(0, 5'000'000);
+        fault["jitter_ns"] = draw.between(0, 2'000'000);
+    } else {  // bandwidth
+        fault["bytes_per_second"] = draw.between(10'000, 100'000'000);
+    }
+    return fault;
+}
+
+json generate_send(std::uint64_t seed) {
+    Draw draw(seed);
+    json threads = json::array();
+    std::vector<std::string> first_thread_ids;
+    const int thread_count = draw.integer(1, 2);
+    int step_counter = 0;
+    for (int index = 0; index < thread_count; ++index) {
+        json steps = json::array();
+        std::vector<std::string> pending;  // begun, not yet ended by end_send
+        const int step_total = draw.integer(1, 6);
+        for (int step = 0; step < step_total; ++step) {
+            std::string id = std::to_string(++step_counter);
+            id.insert(0, 1, 's');  // (not "s" + …: GCC 12 warns -Wrestrict on that)
+            const int choice = draw.integer(0, 9);
+            if (choice <= 2) {
+                json send_all = {{"op", "send_all"}, {"id", id}, {"bytes", draw.size(200'000)}};
+                if (draw.chance(70)) {
+                    send_all["chunk"] = draw.size(20'000);
+                }
+                steps.push_back(send_all);
+            } else if (choice <= 6) {
+                json begin = {{"op", "begin_send"},
+                              {"id", id},
+                              {"size", draw.size(100'000)},
+                              {"callback", draw.pick(std::vector<std::string>{
+                                               "none", "record", "end", "end_out"})}};
+                if (draw.chance(20)) {
+                    begin["overload"] = "out";
+                }
+                const bool ended_by_callback =
+                    begin["callback"] == "end" || begin["callback"] == "end_out";
+                steps.push_back(begin);
+                if (!ended_by_callback) {
+                    pending.push_back(id);
+                }
+            } else if (choice == 7 && !pending.empty()) {
+                const std::string target = pending.front();
+                pending.erase(pending.begin());
+                steps.push_back({{"op", "end_send"}, {"target", target}});
+            } else if (choice == 8) {
+                steps.push_back({{"op", "sleep"}, {"ns", draw.between(0, 5'000'000)}});
+            } else {
+                steps.push_back({{"op", "begin_send"}, {"id", id}, {"size", 0}});
+            }
+            if (index == 0 && steps.back().contains("id")) {
+                first_thread_ids.push_back(id);
+            }
+        }
+        for (const std::string& target : pending) {
+            steps.push_back({{"op", "end_send"}, {"target", target}});
+        }
+        if (draw.chance(25)) {
+            steps.push_back({{"op", "shutdown"},
+                             {"how", draw.pick(std::vector<std::string>{"send", "both"})}});
+        }
+        threads.push_back({{"name", "t" + std::to_string(index + 1)}, {"steps", steps}});
+    }
+    json scenario = {{"schema_version", 1},
+                     {"name", "fuzz_send_" + std::to_string(seed)},
+                     {"description", "generated by faultline fuzz (family send)"},
+                     {"clauses", json::array({"S-9", "S-11", "S-20"})},
+                     {"seed", seed},
+                     {"threads", threads}};
+    if (draw.chance(50)) {
+        scenario["network"] = {{"send_buffer_bytes", draw.size(262'144)},
+                               {"receive_buffer_bytes", draw.size(262'144)}};
+        if (draw.chance(30)) {
+            scenario["network"]["mss_bytes"] = draw.integer(1, 65535);
+        }
+    }
+    if (draw.chance(40)) {
+        json peer = json::object();
+        if (draw.chance(50)) {
+            peer["read_after_ns"] = draw.between(0, 10'000'000);
+        }
+        if (draw.chance(50)) {
+            peer["read_chunk_bytes"] = draw.size(65536);
+        }
+        if (draw.chance(20)) {
+            peer[draw.chance(50) ? "close_after_bytes" : "reset_after_bytes"] =
+                draw.size(100'000);
+        }
+        scenario["peer"] = peer;
+    }
+    json faults = json::array();
+    const int fault_count = draw.integer(0, 3);
+    for (int index = 0; index < fault_count; ++index) {
+        faults.push_back(send_fault(draw, first_thread_ids, "t1"));
+    }
+    // One thread_exit per thread at most (the loader keeps one exit per thread).
+    bool exit_seen = false;
+    json kept = json::array();
+    for (const json& fault : faults) {
+        if (fault["kind"] == "thread_exit") {
+            if (exit_seen) {
+                continue;
+            }
+            exit_seen = true;
+        }
+        kept.push_back(fault);
+    }
+    if (!kept.empty()) {
+        scenario["faults"] = kept;
+    }
+    allow_any_outcome(scenario);
+    return scenario;
+}
+
+// ---- the smtp family ---------------------------------------------------------------------
+
+json reply_step(Draw& draw, const std::string& command) {
+    json step = json::object();
+    const int choice = draw.integer(0, 9);
+    if (choice <= 4) {
+        static const std::vector<int> codes = {250, 251, 252, 354, 421, 450, 451, 452, 500, 501,
+                                               502, 503, 504, 530, 550, 551, 552, 553, 554};
+        const int code = draw.pick(codes);
+        step["reply"] = json::array({std::to_string(code) + " scripted"});
+        if (draw.chance(20)) {
+            step["reply"] = json::array(
+                {std::to_string(code) + "-first", std::to_string(code) + " last"});
+        }
+    } else if (choice == 5) {
+        step["action"] = "reply_then_close";
+    } else if (choice == 6) {
+        step["action"] = "close_without_reply";
+    } else if (choice == 7) {
+        step["action"] = "abort_without_reply";
+    } else {
+        step["delay_ms"] = draw.between(0, 3000);
+    }
+    if (command == "DATA" && draw.chance(25)) {
+        step = json::object({{"drop_after_data_bytes", draw.size(5000)}});
+    }
+    return step;
+}
+
+json generate_smtp(std::uint64_t seed) {
+    Draw draw(seed);
+    static const std::vector<std::string> addresses = {"ben@x.test", "ann@x.test",
+                                                       "bob@y.test", "eve@z.test"};
+    static const std::vector<std::string> fragments = {
+        "line of text\r\n", ".\r\n", "..dot\r\n", ".leading dot\r\n", "\r\n", "bare\nLF",
+        "bare\rCR", "caf\xc3\xa9 \xe2\x86\x92 \xc3\xb8\r\n", std::string(1, '\0'),
+        std::string(998, 'x') + "\r\n", std::string(1200, 'y'), "a"};
+    json script = json::object();
+    json script_steps = json::object();
+    bool stalls = false;
+    for (const std::string command : {"CONNECT", "EHLO", "MAIL", "RCPT", "DATA", ".", "QUIT"}) {
+        if (draw.chance(15)) {
+            script_steps[command] = reply_step(draw, command);
+        } else if (draw.chance(3)) {
+            script_steps[command] = {{"action", "stall"}};
+            stalls = true;
+        }
+    }
+    if (!script_steps.empty()) {
+        script["steps"] = script_steps;
+    }
+    if (draw.chance(30)) {
+        script["recipients"] = {
+            {draw.pick(addresses),
+             {{"reply", json::array({draw.pick(std::vector<std::string>{
+                                         "550 5.1.1 no such user", "451 later", "452 full",
+                                         "553 bad", "251 forwarded"})})}}}};
+    }
+    if (draw.chance(20)) {
+        script["bare_line_feed"] =
+            draw.pick(std::vector<std::string>{"reject", "normalize", "legacy_accept"});
+    }
+    if (draw.chance(10)) {
+        script["recipients_max"] = draw.integer(0, 3);
+    }
+    if (draw.chance(10)) {
+        script["message_bytes_max"] = draw.size(20'000);
+    }
+    json client = json::object();
+    if (draw.chance(40) || stalls) {
+        client["timeout_ms"] = draw.between(1, 5000);
+    }
+    json threads_steps = json::array();
+    const int messages = draw.integer(1, 2);
+    for (int index = 1; index <= messages; ++index) {
+        json mail = {{"from", "jane@x.test"}};
+        json to = json::array();
+        const int recipients = draw.integer(1, 3);
+        for (int r = 0; r < recipients; ++r) {
+            to.push_back(draw.pick(addresses));
+        }
+        mail["to"] = to;
+        if (draw.chance(20)) {
+            mail["cc"] = json::array({draw.pick(addresses)});
+        }
+        if (draw.chance(10)) {
+            mail["bcc"] = json::array({draw.pick(addresses)});
+        }
+        std::string body;
+        const int pieces = draw.integer(0, 6);
+        for (int p = 0; p < pieces; ++p) {
+            body += draw.pick(fragments);
+        }
+        mail["body"] = body;
+        if (draw.chance(30)) {
+            mail["body_repeat"] = draw.size(200);
+        }
+        if (draw.chance(40)) {
+            mail["body_transfer_encoding"] = draw.pick(std::vector<std::string>{
+                "unknown", "seven_bit", "eight_bit", "quoted_printable", "base64"});
+        }
+        if (draw.chance(30)) {
+            mail["body_encoding"] = draw.chance(50) ? "utf-8" : "ascii";
+        }
+        if (draw.chance(30)) {
+            mail["subject"] = draw.chance(50) ? "hello" : "caf\xc3\xa9 \xe2\x86\x92";
+        }
+        threads_steps.push_back(
+            {{"op", "mail_new"}, {"message", "m" + std::to_string(index)}, {"mail", mail}});
+    }
+    // Send patterns that always end: every SendAsync gets its wait; under a stalling script
+    // only cancelled or synchronous sends (documented SendAsync has no timer, M-8).
+    const int sends = draw.integer(1, 4);
+    int token = 0;
+    for (int index = 0; index < sends; ++index) {
+        const std::string message = "m" + std::to_string(draw.integer(1, messages));
+        const int pattern = stalls ? draw.pick(std::vector<int>{1, 3}) : draw.integer(0, 3);
+        json send_async = {{"op", "send_async"},
+                           {"message", message},
+                           {"token", "t" + std::to_string(++token)}};
+        switch (pattern) {
+            case 0:
+                threads_steps.push_back(send_async);
+                threads_steps.push_back({{"op", "wait_send_completed"}});
+                break;
+            case 1:
+                threads_steps.push_back(send_async);
+                if (draw.chance(50)) {
+                    threads_steps.push_back({{"op", "sleep"}, {"ns", draw.between(0, 3'000'000)}});
+                }
+                threads_steps.push_back({{"op", "send_async_cancel"}});
+                threads_steps.push_back({{"op", "wait_send_completed"}});
+                break;
+            case 2:
+                threads_steps.push_back(send_async);
+                threads_steps.push_back({{"op", "send_async"}, {"message", message}});  // M-3
+                threads_steps.push_back({{"op", "wait_send_completed"}});
+                break;
+            default:
+                threads_steps.push_back({{"op", "send"}, {"message", message}});
+                break;
+        }
+    }
+    if (draw.chance(30)) {
+        threads_steps.push_back({{"op", "client_dispose"}});
+    }
+    json scenario = {{"schema_version", 1},
+                     {"name", "fuzz_smtp_" + std::to_string(seed)},
+                     {"description", "generated by faultline fuzz (family smtp)"},
+                     {"clauses", json::array({"M-5", "M-9", "M-26", "W-10"})},
+                     {"seed", seed},
+                     {"smtp", {{"server", script}, {"clients", {{"client", client}}}}},
+                     {"threads", json::array({{{"name", "main"}, {"steps", threads_steps}}})}};
+    json faults = json::array();
+    const int fault_count = draw.chance(50) ? draw.integer(1, 2) : 0;
+    for (int index = 0; index < fault_count; ++index) {
+        json fault = send_fault(draw, {}, "main");
+        if (fault["kind"] == "thread_exit") {
+            continue;  // SMTP steps run on one logical thread; its exit ends the scenario
+        }
+        if (fault["kind"] == "stall") {
+            fault["duration_ns"] =
+                std::min<std::uint64_t>(fault["duration_ns"].get<std::uint64_t>(), 2'000'000);
+        }
+        if (draw.chance(60)) {
+            fault["connection"] = draw.integer(0, 2);
+        }
+        faults.push_back(fault);
+    }
+    if (!faults.empty()) {
+        scenario["faults"] = faults;
+    }
+    allow_any_outcome(scenario);
+    return scenario;
+}
+
+// ---- shrinking ---------------------------------------------------------------------------
+
+/// `at`, moved back to the start of the UTF-8 sequence it falls in (JSON strings must stay
+/// valid UTF-8).
+std::size_t utf8_boundary(const std::string& text, std::size_t at) {
+    while (at > 0 && at < text.size() &&
+           (static_cast<unsigned char>(text[at]) & 0xC0U) == 0x80U) {
+        --at;
+    }
+    return at;
+}
+
+/// Every way to make `scenario` a little smaller, most promising first.
+std::vector<json> candidates(const json& scenario) {
+    std::vector<json> out;
+    // Whole threads, then single steps (from the end: later steps depend on earlier ones).
+    if (scenario.contains("threads") && scenario["threads"].size() > 1) {
+        for (std::size_t index = 0; index < scenario["threads"].size(); ++index) {
+            json smaller = scenario;
+            smaller["threads"].erase(index);
+            out.push_back(std::move(smaller));
+        }
+    }
+    if (scenario.contains("threads")) {
+        for (std::size_t t = 0; t < scenario["threads"].size(); ++t) {
+            const json& steps = scenario["threads"][t]["steps"];
+            for (std::size_t s = steps.size(); s-- > 0;) {
+                if (steps.size() <= 1) {
+                    break;
+                }
+                json smaller = scenario;
+                smaller["threads"][t]["steps"].erase(s);
+                out.push_back(std::move(smaller));
+            }
+        }
+    }
+    // Faults, script entries, optional sections.
+    if (scenario.contains("faults")) {
+        for (std::size_t index = 0; index < scenario["faults"].size(); ++index) {
+            json smaller = scenario;
+            smaller["faults"].erase(index);
+            if (smaller["faults"].empty()) {
+                smaller.erase("faults");
+            }
+            out.push_back(std::move(smaller));
+        }
+    }
+    for (const char* section : {"peer", "network"}) {
+        if (scenario.contains(section)) {
+            json smaller = scenario;
+            smaller.erase(section);
+            out.push_back(std::move(smaller));
+        }
+    }
+    if (scenario.contains("smtp") && scenario["smtp"].contains("server")) {
+        const json& server = scenario["smtp"]["server"];
+        for (const auto& [key, value] : server.items()) {
+            if (value.is_object() && (key == "steps" || key == "recipients")) {
+                for (const auto& [entry, ignored] : value.items()) {
+                    json smaller = scenario;
+                    smaller["smtp"]["server"][key].erase(entry);
+                    out.push_back(std::move(smaller));
+                }
+            }
+            json smaller = scenario;
+            smaller["smtp"]["server"].erase(key);
+            out.push_back(std::move(smaller));
+        }
+    }
+    // Inside steps: drop optional keys, shorten lists and strings, halve numbers.
+    if (scenario.contains("threads")) {
+        for (std::size_t t = 0; t < scenario["threads"].size(); ++t) {
+            const json& steps = scenario["threads"][t]["steps"];
+            for (std::size_t s = 0; s < steps.size(); ++s) {
+                const json& step = steps[s];
+                for (const auto& [key, value] : step.items()) {
+                    if (key == "op" || key == "id" || key == "target" || key == "message" ||
+                        key == "expect" || key == "callback_expect") {
+                        continue;
+                    }
+                    json smaller = scenario;
+                    smaller["threads"][t]["steps"][s].erase(key);
+                    out.push_back(std::move(smaller));
+                }
+                if (step.contains("mail")) {
+                    const json& mail = step["mail"];
+                    for (const auto& [key, value] : mail.items()) {
+                        if (value.is_array() && value.size() > 1) {
+                            for (std::size_t i = 0; i < value.size(); ++i) {
+                                json smaller = scenario;
+                                smaller["threads"][t]["steps"][s]["mail"][key].erase(i);
+                                out.push_back(std::move(smaller));
+                            }
+                        } else if (key != "from" && key != "to") {
+                            json smaller = scenario;
+                            smaller["threads"][t]["steps"][s]["mail"].erase(key);
+                            out.push_back(std::move(smaller));
+                        }
+                        if (value.is_string() && value.get<std::string>().size() > 1) {
+                            const std::string text = value.get<std::string>();
+                            const std::size_t cut = utf8_boundary(text, text.size() / 2);
+                            if (cut > 0) {
+                                json smaller = scenario;
+                                smaller["threads"][t]["steps"][s]["mail"][key] =
+                                    text.substr(0, cut);
+                                out.push_back(smaller);
+                                smaller["threads"][t]["steps"][s]["mail"][key] = text.substr(cut);
+                                out.push_back(std::move(smaller));
+                            }
+                        }
+                        if (value.is_number_unsigned() && value.get<std::uint64_t>() > 1) {
+                            json smaller = scenario;
+                            smaller["threads"][t]["steps"][s]["mail"][key] =
+                                value.get<std::uint64_t>() / 2;
+                            out.push_back(std::move(smaller));
+                        }
+                    }
+                }
+            }
+        }
+    }
+    // Numbers anywhere else (sizes, byte counts, times): halve, then step down by one.
+    std::function<void(const json&, const json::json_pointer&)> numbers =
+        [&](const json& node, const json::json_pointer& where) {
+            if (node.is_object()) {
+                for (const auto& [key, value] : node.items()) {
+                    if (key == "seed" || key == "schema_version" || key == "connection" ||
+                        key == "on_send") {
+                        continue;
+                    }
+                    numbers(value, where / key);
+                }
+            } else if (node.is_array()) {
+                for (std::size_t index = 0; index < node.size(); ++index) {
+                    numbers(node[index], where / index);
+                }
+            } else if (node.is_number_unsigned() && node.get<std::uint64_t>() > 1) {
+                const std::uint64_t value = node.get<std::uint64_t>();
+                json smaller = scenario;
+                smaller[where] = value / 2;
+                out.push_back(std::move(smaller));
+                smaller = scenario;
+                smaller[where] = value - 1;
+                out.push_back(std::move(smaller));
+            }
+        };
+    numbers(scenario, json::json_pointer());
+    return out;
+}
+
+/// A rough size, to accept only changes that make the file smaller.
+std::size_t weight(const json& scenario) {
+    std::size_t total = scenario.dump().size();
+    std::function<void(const json&)> add = [&](const json& node) {
+        if (node.is_structured()) {
+            for (const auto& item : node) {
+                add(item);
+            }
+        } else if (node.is_number_unsigned()) {
+            const std::uint64_t value = node.get<std::uint64_t>();
+            total += static_cast<std::size_t>(std::min<std::uint64_t>(value, 1U << 30U) / 64);
+        }
+    };
+    add(scenario);
+    return total;
+}
+
+std::string strip_digits(std::string text) {
+    std::string out;
+    bool in_number = false;
+    for (const char c : text) {
+        if (std::isdigit(static_cast<unsigned char>(c)) != 0) {
+            if (!in_number) {
+                out += '#';
+            }
+            in_number = true;
+        } else {
+            in_number = false;
+            out += c;
+        }
+    }
+    return out;
+}
+
+}  // namespace
+
+json generate_scenario(const std::string& family, std::uint64_t seed) {
+    if (family == "send") {
+        return generate_send(seed);
+    }
+    if (family == "smtp") {
+        return generate_smtp(seed);
+    }
+    throw std::invalid_argument("unknown scenario family \"" + family + "\" (send, smtp)");
+}
+
+RunOutcome run_scenario_json(const json& scenario, const std::string& profile) {
+    // The loader wants the name to be the file's stem.
+    const std::string path =
+        "fuzz/" + (scenario.contains("name") && scenario["name"].is_string()
+                       ? scenario["name"].get<std::string>()
+                       : std::string("scenario")) +
+        ".json";
+    const auto loaded = load_scenario_text(path, scenario.dump(2));
+    if (const auto* error = std::get_if<std::string>(&loaded)) {
+        RunOutcome outcome;
+        outcome.path = path;
+        outcome.transport = "sim";
+        outcome.profile = profile;
+        outcome.status = RunStatus::failed;
+        outcome.failures.push_back(std::string(kRefusedByLoader) + *error);
+        return outcome;
+    }
+    return run_on_sim(std::get<Scenario>(loaded), profile, std::nullopt, sim::Trace::Mode::full);
+}
+
+std::string failure_signature(const RunOutcome& outcome) {
+    if (outcome.failures.empty()) {
+        return {};
+    }
+    std::string text = outcome.failures.front();
+    // Drop the step pointer ("/threads/0/steps/3: ") and quoted details.
+    if (text.starts_with("/threads/")) {
+        const std::size_t colon = text.find(": ");
+        if (colon != std::string::npos) {
+            text = text.substr(colon + 2);
+        }
+    }
+    text = strip_digits(text);
+    std::string out;
+    bool quoted = false;
+    for (const char c : text) {
+        if (c == '"') {
+            quoted = !quoted;
+            out += c;
+            continue;
+        }
+        if (!quoted) {
+            out += c;
+        }
+    }
+    if (out.size() > 120) {
+        out.resize(120);
+    }
+    return out;
+}
+
+std::size_t scenario_step_count(const json& scenario) {
+    std::size_t total = 0;
+    if (scenario.contains("threads")) {
+        for (const json& thread : scenario["threads"]) {
+            total += thread.contains("steps") ? thread["steps"].size() : 0;
+        }
+    }
+    return total;
+}
+
+ShrinkResult shrink_scenario(const json& failing, const std::string& profile,
+                             const std::function<bool(const RunOutcome&)>& still_fails,
+                             std::size_t max_runs) {
+    ShrinkResult result;
+    result.scenario = failing;
+    result.steps_before = scenario_step_count(failing);
+    result.outcome = run_scenario_json(failing, profile);
+    ++result.runs;
+    bool improved = true;
+    while (improved && result.runs < max_runs) {
+        improved = false;
+        const std::size_t current = weight(result.scenario);
+        for (json& candidate : candidates(result.scenario)) {
+            if (result.runs >= max_runs) {
+                break;
+            }
+            if (weight(candidate) >= current) {
+                continue;
+            }
+            RunOutcome outcome = run_scenario_json(candidate, profile);
+            ++result.runs;
+            // A candidate the loader refuses (a dangling reference, say) is not smaller, just
+            // broken.
+            const bool refused = !outcome.failures.empty() &&
+                                 outcome.failures.front().starts_with(kRefusedByLoader);
+            if (outcome.status == RunStatus::failed && !refused && still_fails(outcome)) {
+                result.scenario = std::move(candidate);
+                result.outcome = std::move(outcome);
+                improved = true;
+                break;  // restart from the smaller scenario
+            }
+        }
+    }
+    result.steps_after = scenario_step_count(result.scenario);
+    return result;
+}
+
+const std::vector<std::string>& fuzz_fault_kinds() {
+    static const std::vector<std::string> kinds = {"partial_send", "reset",   "close",
+                                                   "stall",        "latency", "bandwidth",
+                                                   "thread_exit",  "script"};
+    return kinds;
+}
+
+const std::vector<std::string>& fuzz_completion_paths() {
+    static const std::vector<std::string> paths = {"synchronous", "pending", "error", "cancel",
+                                                   "unknown"};
+    return paths;
+}
+
+void record_coverage(const json& scenario, const RunOutcome& outcome, FuzzCoverage& coverage) {
+    std::set<std::string> faults;
+    if (scenario.contains("faults")) {
+        for (const json& fault : scenario["faults"]) {
+            faults.insert(fault["kind"].get<std::string>());
+        }
+    }
+    if (scenario.contains("smtp") && scenario["smtp"].contains("server") &&
+        !scenario["smtp"]["server"].empty()) {
+        faults.insert("script");
+    }
+    for (const std::string& kind : faults) {
+        ++coverage.faults[kind];
+    }
+    std::set<std::string> paths;
+    for (const std::string& line : outcome.trace) {
+        if (line.find("\"call\":\"step_result\"") == std::string::npos) {
+            continue;
+        }
+        if (line.find("completed_synchronously=true") != std::string::npos) {
+            paths.insert("synchronous");
+        }
+        if (line.find("completed_synchronously=false") != std::string::npos ||
+            line.find("completions=0") != std::string::npos) {
+            paths.insert("pending");
+        }
+        if (line.find("threw=Socket") != std::string::npos ||
+            line.find("threw=Smtp") != std::string::npos ||
+            (line.find("send_error=") != std::string::npos &&
+             line.find("send_error=none") == std::string::npos)) {
+            paths.insert("error");
+        }
+        if (line.find("cancelled=true") != std::string::npos) {
+            paths.insert("cancel");
+        }
+        if (line.find("delivery=unknown") != std::string::npos) {
+            paths.insert("unknown");
+        }
+    }
+    for (const std::string& path : paths) {
+        ++coverage.paths[path];
+    }
+}
+
+std::string write_regression(const std::string& dir, const std::string& name, json scenario,
+                             const FuzzFinding& finding, const RunOutcome& outcome) {
+    std::filesystem::create_directories(dir);
+    scenario["name"] = name;
+    scenario["seed"] = finding.seed;
+    scenario["profiles"] = json::array({finding.profile});
+    scenario["transports"] = {{"real", "a fuzz regression: replayed on sim, where it was found"}};
+    std::string failure = outcome.failures.empty() ? "?" : outcome.failures.front();
+    scenario["description"] =
+        "Found by faultline fuzz " + std::string(kVersion) + " (family " + finding.family +
+        ", seed " + std::to_string(finding.seed) + ", profile " + finding.profile +
+        "). Property that failed: " + failure + ". Shrunk from " +
+        std::to_string(finding.steps_before) + " to " + std::to_string(finding.steps_after) +
+        " steps. Replay: ./faultline replay " + dir + "/" + name + ".json --profile " +
+        finding.profile + " --seed " + std::to_string(finding.seed);
+    const std::string path = dir + "/" + name + ".json";
+    std::ofstream out(path, std::ios::binary | std::ios::trunc);
+    out << scenario.dump(2) << "\n";
+    if (!out) {
+        throw std::runtime_error("cannot write " + path);
+    }
+    return path;
+}
+
+}  // namespace faultline::conformance
