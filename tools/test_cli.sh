@@ -31,6 +31,14 @@ if grep -q '<testcase' "$junit" && grep -q 'tests="4"' "$junit"; then echo "ok  
 rm -f "$junit"
 check determinism 0 '1 identical|2 identical' -- "$cli" determinism "$src/scenarios/send/s09_partial_completion.json" --runs 3
 check replay 0 'end: [0-9]+ events, hash [0-9a-f]{16}' -- "$cli" replay "$src/scenarios/send/s09_partial_completion.json"
+fuzz_out=$(mktemp -d)
+check fuzz_clean 0 'fuzz: shard 0/1, 2 job\(s\), seeds from 7: 60 runs.*0 failed' -- "$cli" fuzz --runs 60 --seed 7 --jobs 2 --out "$fuzz_out"
+check fuzz_report 0 'never fired: faults .*; paths ' -- "$cli" fuzz --runs 20 --family smtp --profile documented --out "$fuzz_out"
+check fuzz_bad_shard 2 '--shard I/N needs 0 <= I < N' -- "$cli" fuzz --shard 4/4
+check fuzz_bad_family 2 'unknown family "mail"' -- "$cli" fuzz --runs 1 --family mail --out "$fuzz_out"
+check fuzz_both_budgets 2 'not both' -- "$cli" fuzz --runs 1 --seconds 1
+if [ -z "$(ls -A "$fuzz_out")" ]; then echo "ok   fuzz_no_findings"; else echo "FAIL fuzz wrote findings"; ls "$fuzz_out"; failures=$((failures + 1)); fi
+rm -rf "$fuzz_out"
 check smtp_bad_script 2 'smtp_script_bad.json: /steps/RCPT/colour: unknown key "colour"' -- "$cli" smtp-server --listen 127.0.0.1:0 --script "$data/smtp_script_bad.json" --max-seconds 1
 
 # smtp-server end to end: a scripted per-recipient 550, the message recorded with dot-stuffing

@@ -29,8 +29,8 @@ public:
         return prng_.between(low, high);
     }
     int integer(int low, int high) {
-        return static_cast<int>(prng_.between(static_cast<std::uint64_t>(low),
-                                              static_cast<std::uint64_t>(high)));
+        return static_cast<int>(
+            prng_.between(static_cast<std::uint64_t>(low), static_cast<std::uint64_t>(high)));
     }
     bool chance(int percent) { return prng_.chance(static_cast<std::uint64_t>(percent), 100); }
     template <typename T>
@@ -40,12 +40,17 @@ public:
     /// Sizes skewed small, with occasional big ones: what finds off-by-ones and buffer edges.
     std::uint64_t size(std::uint64_t max) {
         switch (prng_.below(4)) {
-            case 0: return between(1, std::min<std::uint64_t>(max, 16));
-            case 1: return between(1, std::min<std::uint64_t>(max, 2048));
-            case 2: return std::min(max, pick(std::vector<std::uint64_t>{
-                                             1, 2, 1023, 1024, 1025, 4095, 4096, 4097, 65535,
-                                             65536, 65537}));
-            default: return between(1, max);
+            case 0:
+                return between(1, std::min<std::uint64_t>(max, 16));
+            case 1:
+                return between(1, std::min<std::uint64_t>(max, 2048));
+            case 2:
+                return std::min(
+                    max,
+                    pick(std::vector<std::uint64_t>{
+                        1, 2, 1023, 1024, 1025, 4095, 4096, 4097, 65535, 65536, 65537}));
+            default:
+                return between(1, max);
         }
     }
 
@@ -93,9 +98,15 @@ json send_fault(Draw& draw, const std::vector<std::string>& step_ids, const std:
         }
     } else if (kind == "reset") {
         switch (draw.integer(0, 2)) {
-            case 0: fault["after_bytes"] = draw.size(100'000); break;
-            case 1: fault["on_send"] = draw.between(1, 8); break;
-            default: fault["at_ns"] = draw.between(0, 20'000'000); break;
+            case 0:
+                fault["after_bytes"] = draw.size(100'000);
+                break;
+            case 1:
+                fault["on_send"] = draw.between(1, 8);
+                break;
+            default:
+                fault["at_ns"] = draw.between(0, 20'000'000);
+                break;
         }
     } else if (kind == "close" || kind == "stall") {
         fault["at_ns"] = draw.between(0, 20'000'000);
@@ -126,17 +137,21 @@ json generate_send(std::uint64_t seed) {
             id.insert(0, 1, 's');  // (not "s" + …: GCC 12 warns -Wrestrict on that)
             const int choice = draw.integer(0, 9);
             if (choice <= 2) {
-                json send_all = {{"op", "send_all"}, {"id", id}, {"bytes", draw.size(200'000)}};
+                const std::uint64_t bytes = draw.size(200'000);
+                json send_all = {{"op", "send_all"}, {"id", id}, {"bytes", bytes}};
                 if (draw.chance(70)) {
-                    send_all["chunk"] = draw.size(20'000);
+                    // At most ~256 BeginSends per loop: tiny chunks of a big total only slow
+                    // the campaign down, they reach no state small totals do not.
+                    send_all["chunk"] = std::max(draw.size(20'000), bytes / 256 + 1);
                 }
                 steps.push_back(send_all);
             } else if (choice <= 6) {
-                json begin = {{"op", "begin_send"},
-                              {"id", id},
-                              {"size", draw.size(100'000)},
-                              {"callback", draw.pick(std::vector<std::string>{
-                                               "none", "record", "end", "end_out"})}};
+                json begin = {
+                    {"op", "begin_send"},
+                    {"id", id},
+                    {"size", draw.size(100'000)},
+                    {"callback",
+                     draw.pick(std::vector<std::string>{"none", "record", "end", "end_out"})}};
                 if (draw.chance(20)) {
                     begin["overload"] = "out";
                 }
@@ -163,8 +178,8 @@ json generate_send(std::uint64_t seed) {
             steps.push_back({{"op", "end_send"}, {"target", target}});
         }
         if (draw.chance(25)) {
-            steps.push_back({{"op", "shutdown"},
-                             {"how", draw.pick(std::vector<std::string>{"send", "both"})}});
+            steps.push_back(
+                {{"op", "shutdown"}, {"how", draw.pick(std::vector<std::string>{"send", "both"})}});
         }
         threads.push_back({{"name", "t" + std::to_string(index + 1)}, {"steps", steps}});
     }
@@ -175,10 +190,16 @@ json generate_send(std::uint64_t seed) {
                      {"seed", seed},
                      {"threads", threads}};
     if (draw.chance(50)) {
-        scenario["network"] = {{"send_buffer_bytes", draw.size(262'144)},
-                               {"receive_buffer_bytes", draw.size(262'144)}};
+        // Not below 512: a send_all without a chunk size asks BeginSend for all that is left
+        // each time, and a 1-byte buffer makes that quadratic (see the fuzz section of the
+        // README), which slows the campaign without reaching new states.
+        scenario["network"] = {
+            {"send_buffer_bytes", std::max<std::uint64_t>(512, draw.size(262'144))},
+            {"receive_buffer_bytes", std::max<std::uint64_t>(512, draw.size(262'144))}};
         if (draw.chance(30)) {
-            scenario["network"]["mss_bytes"] = draw.integer(1, 65535);
+            // Not below 100: a 1-byte MSS turns a 200 kB send into 200,000 segments, which only
+            // makes the campaign slow.
+            scenario["network"]["mss_bytes"] = draw.integer(100, 65535);
         }
     }
     if (draw.chance(40)) {
@@ -190,8 +211,7 @@ json generate_send(std::uint64_t seed) {
             peer["read_chunk_bytes"] = draw.size(65536);
         }
         if (draw.chance(20)) {
-            peer[draw.chance(50) ? "close_after_bytes" : "reset_after_bytes"] =
-                draw.size(100'000);
+            peer[draw.chance(50) ? "close_after_bytes" : "reset_after_bytes"] = draw.size(100'000);
         }
         scenario["peer"] = peer;
     }
@@ -225,13 +245,30 @@ json reply_step(Draw& draw, const std::string& command) {
     json step = json::object();
     const int choice = draw.integer(0, 9);
     if (choice <= 4) {
-        static const std::vector<int> codes = {250, 251, 252, 354, 421, 450, 451, 452, 500, 501,
-                                               502, 503, 504, 530, 550, 551, 552, 553, 554};
+        static const std::vector<int> codes = {250,
+                                               251,
+                                               252,
+                                               354,
+                                               421,
+                                               450,
+                                               451,
+                                               452,
+                                               500,
+                                               501,
+                                               502,
+                                               503,
+                                               504,
+                                               530,
+                                               550,
+                                               551,
+                                               552,
+                                               553,
+                                               554};
         const int code = draw.pick(codes);
         step["reply"] = json::array({std::to_string(code) + " scripted"});
         if (draw.chance(20)) {
-            step["reply"] = json::array(
-                {std::to_string(code) + "-first", std::to_string(code) + " last"});
+            step["reply"] =
+                json::array({std::to_string(code) + "-first", std::to_string(code) + " last"});
         }
     } else if (choice == 5) {
         step["action"] = "reply_then_close";
@@ -250,12 +287,20 @@ json reply_step(Draw& draw, const std::string& command) {
 
 json generate_smtp(std::uint64_t seed) {
     Draw draw(seed);
-    static const std::vector<std::string> addresses = {"ben@x.test", "ann@x.test",
-                                                       "bob@y.test", "eve@z.test"};
-    static const std::vector<std::string> fragments = {
-        "line of text\r\n", ".\r\n", "..dot\r\n", ".leading dot\r\n", "\r\n", "bare\nLF",
-        "bare\rCR", "caf\xc3\xa9 \xe2\x86\x92 \xc3\xb8\r\n", std::string(1, '\0'),
-        std::string(998, 'x') + "\r\n", std::string(1200, 'y'), "a"};
+    static const std::vector<std::string> addresses = {
+        "ben@x.test", "ann@x.test", "bob@y.test", "eve@z.test"};
+    static const std::vector<std::string> fragments = {"line of text\r\n",
+                                                       ".\r\n",
+                                                       "..dot\r\n",
+                                                       ".leading dot\r\n",
+                                                       "\r\n",
+                                                       "bare\nLF",
+                                                       "bare\rCR",
+                                                       "caf\xc3\xa9 \xe2\x86\x92 \xc3\xb8\r\n",
+                                                       std::string(1, '\0'),
+                                                       std::string(998, 'x') + "\r\n",
+                                                       std::string(1200, 'y'),
+                                                       "a"};
     json script = json::object();
     json script_steps = json::object();
     bool stalls = false;
@@ -273,9 +318,12 @@ json generate_smtp(std::uint64_t seed) {
     if (draw.chance(30)) {
         script["recipients"] = {
             {draw.pick(addresses),
-             {{"reply", json::array({draw.pick(std::vector<std::string>{
-                                         "550 5.1.1 no such user", "451 later", "452 full",
-                                         "553 bad", "251 forwarded"})})}}}};
+             {{"reply",
+               json::array({draw.pick(std::vector<std::string>{"550 5.1.1 no such user",
+                                                               "451 later",
+                                                               "452 full",
+                                                               "553 bad",
+                                                               "251 forwarded"})})}}}};
     }
     if (draw.chance(20)) {
         script["bare_line_feed"] =
@@ -336,9 +384,8 @@ json generate_smtp(std::uint64_t seed) {
     for (int index = 0; index < sends; ++index) {
         const std::string message = "m" + std::to_string(draw.integer(1, messages));
         const int pattern = stalls ? draw.pick(std::vector<int>{1, 3}) : draw.integer(0, 3);
-        json send_async = {{"op", "send_async"},
-                           {"message", message},
-                           {"token", "t" + std::to_string(++token)}};
+        json send_async = {
+            {"op", "send_async"}, {"message", message}, {"token", "t" + std::to_string(++token)}};
         switch (pattern) {
             case 0:
                 threads_steps.push_back(send_async);
@@ -400,8 +447,7 @@ json generate_smtp(std::uint64_t seed) {
 /// `at`, moved back to the start of the UTF-8 sequence it falls in (JSON strings must stay
 /// valid UTF-8).
 std::size_t utf8_boundary(const std::string& text, std::size_t at) {
-    while (at > 0 && at < text.size() &&
-           (static_cast<unsigned char>(text[at]) & 0xC0U) == 0x80U) {
+    while (at > 0 && at < text.size() && (static_cast<unsigned char>(text[at]) & 0xC0U) == 0x80U) {
         --at;
     }
     return at;
@@ -593,11 +639,11 @@ json generate_scenario(const std::string& family, std::uint64_t seed) {
 
 RunOutcome run_scenario_json(const json& scenario, const std::string& profile) {
     // The loader wants the name to be the file's stem.
-    const std::string path =
-        "fuzz/" + (scenario.contains("name") && scenario["name"].is_string()
-                       ? scenario["name"].get<std::string>()
-                       : std::string("scenario")) +
-        ".json";
+    const std::string path = "fuzz/" +
+                             (scenario.contains("name") && scenario["name"].is_string()
+                                  ? scenario["name"].get<std::string>()
+                                  : std::string("scenario")) +
+                             ".json";
     const auto loaded = load_scenario_text(path, scenario.dump(2));
     if (const auto* error = std::get_if<std::string>(&loaded)) {
         RunOutcome outcome;
@@ -652,7 +698,8 @@ std::size_t scenario_step_count(const json& scenario) {
     return total;
 }
 
-ShrinkResult shrink_scenario(const json& failing, const std::string& profile,
+ShrinkResult shrink_scenario(const json& failing,
+                             const std::string& profile,
                              const std::function<bool(const RunOutcome&)>& still_fails,
                              std::size_t max_runs) {
     ShrinkResult result;
@@ -675,8 +722,8 @@ ShrinkResult shrink_scenario(const json& failing, const std::string& profile,
             ++result.runs;
             // A candidate the loader refuses (a dangling reference, say) is not smaller, just
             // broken.
-            const bool refused = !outcome.failures.empty() &&
-                                 outcome.failures.front().starts_with(kRefusedByLoader);
+            const bool refused =
+                !outcome.failures.empty() && outcome.failures.front().starts_with(kRefusedByLoader);
             if (outcome.status == RunStatus::failed && !refused && still_fails(outcome)) {
                 result.scenario = std::move(candidate);
                 result.outcome = std::move(outcome);
@@ -690,15 +737,14 @@ ShrinkResult shrink_scenario(const json& failing, const std::string& profile,
 }
 
 const std::vector<std::string>& fuzz_fault_kinds() {
-    static const std::vector<std::string> kinds = {"partial_send", "reset",   "close",
-                                                   "stall",        "latency", "bandwidth",
-                                                   "thread_exit",  "script"};
+    static const std::vector<std::string> kinds = {
+        "partial_send", "reset", "close", "stall", "latency", "bandwidth", "thread_exit", "script"};
     return kinds;
 }
 
 const std::vector<std::string>& fuzz_completion_paths() {
-    static const std::vector<std::string> paths = {"synchronous", "pending", "error", "cancel",
-                                                   "unknown"};
+    static const std::vector<std::string> paths = {
+        "synchronous", "pending", "error", "cancel", "unknown"};
     return paths;
 }
 
@@ -746,8 +792,11 @@ void record_coverage(const json& scenario, const RunOutcome& outcome, FuzzCovera
     }
 }
 
-std::string write_regression(const std::string& dir, const std::string& name, json scenario,
-                             const FuzzFinding& finding, const RunOutcome& outcome) {
+std::string write_regression(const std::string& dir,
+                             const std::string& name,
+                             json scenario,
+                             const FuzzFinding& finding,
+                             const RunOutcome& outcome) {
     std::filesystem::create_directories(dir);
     scenario["name"] = name;
     scenario["seed"] = finding.seed;

@@ -77,9 +77,9 @@ TEST(FuzzSim, AFailureShrinksToASmallerFileThatFailsTheSameWayAndReplays) {
     }
     scenario.erase("faults");  // keep the planted failure the only one
     json& steps = scenario["threads"][0]["steps"];
-    steps.insert(steps.begin(), json::object({{"op", "end_send"},
-                                              {"target", "planted"},
-                                              {"expect", {{"returns", 11}}}}));
+    steps.insert(
+        steps.begin(),
+        json::object({{"op", "end_send"}, {"target", "planted"}, {"expect", {{"returns", 11}}}}));
     steps.insert(steps.begin(),
                  json::object({{"op", "begin_send"}, {"id", "planted"}, {"size", 10}}));
     const RunOutcome failed = run_scenario_json(scenario, "documented");
@@ -87,9 +87,10 @@ TEST(FuzzSim, AFailureShrinksToASmallerFileThatFailsTheSameWayAndReplays) {
     const std::string signature = failure_signature(failed);
     ASSERT_NE(signature.find("returns expected"), std::string::npos) << signature;
 
-    const ShrinkResult shrunk = shrink_scenario(
-        scenario, "documented",
-        [&signature](const RunOutcome& outcome) { return failure_signature(outcome) == signature; });
+    const ShrinkResult shrunk =
+        shrink_scenario(scenario, "documented", [&signature](const RunOutcome& outcome) {
+            return failure_signature(outcome) == signature;
+        });
     EXPECT_EQ(failure_signature(shrunk.outcome), signature);
     EXPECT_LT(shrunk.steps_after, shrunk.steps_before);
     EXPECT_LE(shrunk.steps_after, 2U);  // the planted begin_send and end_send are all it needs

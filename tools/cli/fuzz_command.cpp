@@ -11,13 +11,12 @@
 #include <cstdio>
 #include <iostream>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <set>
 #include <sstream>
 #include <string>
 #include <variant>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "faultline/conformance/fuzz.h"
 #include "faultline/conformance/scenario.h"
@@ -69,16 +68,19 @@ Progress from_json(const json& value) {
 }
 
 /// Shrinks one failure to a file and proves the file replays it: same property, same trace.
-json settle_finding(const FuzzOptions& options, const std::string& family, std::uint64_t seed,
-                    const std::string& profile, const json& scenario, const RunOutcome& failed) {
+json settle_finding(const FuzzOptions& options,
+                    const std::string& family,
+                    std::uint64_t seed,
+                    const std::string& profile,
+                    const json& scenario,
+                    const RunOutcome& failed) {
     const std::string signature = conformance::failure_signature(failed);
     const auto started = Clock::now();
-    auto shrunk = conformance::shrink_scenario(
-        scenario, profile, [&signature](const RunOutcome& outcome) {
+    auto shrunk =
+        conformance::shrink_scenario(scenario, profile, [&signature](const RunOutcome& outcome) {
             return conformance::failure_signature(outcome) == signature;
         });
-    const double shrink_seconds =
-        std::chrono::duration<double>(Clock::now() - started).count();
+    const double shrink_seconds = std::chrono::duration<double>(Clock::now() - started).count();
     FuzzFinding finding{.family = family,
                         .seed = seed,
                         .profile = profile,
@@ -92,8 +94,8 @@ json settle_finding(const FuzzOptions& options, const std::string& family, std::
     json final_scenario = shrunk.scenario;
     final_scenario["name"] = name;
     const std::string path = options.out + "/" + name + ".json";
-    finding.path = conformance::write_regression(options.out, name, final_scenario, finding,
-                                                 shrunk.outcome);
+    finding.path =
+        conformance::write_regression(options.out, name, final_scenario, finding, shrunk.outcome);
     const auto loaded = conformance::load_scenario_file(path);
     bool replays = false;
     std::string replay_hash;
@@ -122,8 +124,11 @@ json settle_finding(const FuzzOptions& options, const std::string& family, std::
 }
 
 /// One worker's share of the seed space: cases worker, worker + workers, worker + 2 workers …
-void run_worker(const FuzzOptions& options, std::uint64_t worker, std::uint64_t workers,
-                std::optional<Clock::time_point> deadline, std::optional<std::uint64_t> runs,
+void run_worker(const FuzzOptions& options,
+                std::uint64_t worker,
+                std::uint64_t workers,
+                std::optional<Clock::time_point> deadline,
+                std::optional<std::uint64_t> runs,
                 const std::function<void(const Progress&, bool final)>& report) {
     const std::vector<std::string> families =
         options.families.empty() ? conformance::fuzz_families() : options.families;
@@ -192,9 +197,9 @@ void print_progress(const Progress& total, double seconds, bool tty, bool final)
     const double rate = seconds > 0 ? static_cast<double>(total.runs) / seconds : 0;
     std::ostringstream line;
     line << "fuzz: " << total.runs << " runs, " << static_cast<std::uint64_t>(rate) << "/s, "
-         << total.failures << " failures, fault kinds seen " << total.coverage.faults.size()
-         << "/" << conformance::fuzz_fault_kinds().size() << ", paths "
-         << total.coverage.paths.size() << "/" << conformance::fuzz_completion_paths().size();
+         << total.failures << " failures, fault kinds seen " << total.coverage.faults.size() << "/"
+         << conformance::fuzz_fault_kinds().size() << ", paths " << total.coverage.paths.size()
+         << "/" << conformance::fuzz_completion_paths().size();
     if (tty && !final) {
         std::fprintf(stderr, "\r%s   ", line.str().c_str());
     } else {
@@ -235,13 +240,17 @@ int fuzz_command(const FuzzOptions& options) {
         const auto now = Clock::now();
         const auto every = tty ? std::chrono::milliseconds(250) : std::chrono::milliseconds(10'000);
         if (force || now - last_print >= every) {
-            print_progress(merge(parts), std::chrono::duration<double>(now - started).count(), tty,
-                           false);
+            print_progress(
+                merge(parts), std::chrono::duration<double>(now - started).count(), tty, false);
             last_print = now;
         }
     };
     if (jobs == 1) {
-        run_worker(options, options.shard_index * jobs, workers, deadline, per_worker_runs(0),
+        run_worker(options,
+                   options.shard_index * jobs,
+                   workers,
+                   deadline,
+                   per_worker_runs(0),
                    [&](const Progress& progress, bool /*final*/) {
                        parts[0] = progress;
                        maybe_print(false);
@@ -269,13 +278,17 @@ int fuzz_command(const FuzzOptions& options) {
                 ::close(fds[0]);
                 int status = 0;
                 try {
-                    run_worker(options, options.shard_index * jobs + job, workers, deadline,
-                               per_worker_runs(job), [&](const Progress& progress, bool) {
+                    run_worker(options,
+                               options.shard_index * jobs + job,
+                               workers,
+                               deadline,
+                               per_worker_runs(job),
+                               [&](const Progress& progress, bool) {
                                    const std::string line = to_json(progress).dump() + "\n";
                                    std::size_t offset = 0;
                                    while (offset < line.size()) {
-                                       const ssize_t wrote = ::write(fds[1], line.data() + offset,
-                                                                     line.size() - offset);
+                                       const ssize_t wrote = ::write(
+                                           fds[1], line.data() + offset, line.size() - offset);
                                        if (wrote < 0 && errno == EINTR) {
                                            continue;
                                        }
@@ -352,25 +365,30 @@ int fuzz_command(const FuzzOptions& options) {
     const Progress total = merge(parts);
     const double seconds = std::chrono::duration<double>(Clock::now() - started).count();
     print_progress(total, seconds, tty, true);
-    std::printf("fuzz: shard %llu/%llu, %u job(s), seeds from %llu: %llu runs in %.1f s "
-                "(%.0f/s), %llu failed\n",
-                static_cast<unsigned long long>(options.shard_index),
-                static_cast<unsigned long long>(options.shard_count), jobs,
-                static_cast<unsigned long long>(options.seed),
-                static_cast<unsigned long long>(total.runs), seconds,
-                seconds > 0 ? static_cast<double>(total.runs) / seconds : 0.0,
-                static_cast<unsigned long long>(total.failures));
+    std::printf(
+        "fuzz: shard %llu/%llu, %u job(s), seeds from %llu: %llu runs in %.1f s "
+        "(%.0f/s), %llu failed\n",
+        static_cast<unsigned long long>(options.shard_index),
+        static_cast<unsigned long long>(options.shard_count),
+        jobs,
+        static_cast<unsigned long long>(options.seed),
+        static_cast<unsigned long long>(total.runs),
+        seconds,
+        seconds > 0 ? static_cast<double>(total.runs) / seconds : 0.0,
+        static_cast<unsigned long long>(total.failures));
     std::printf("fault kinds scheduled:");
     for (const std::string& kind : conformance::fuzz_fault_kinds()) {
         const auto found = total.coverage.faults.find(kind);
-        std::printf(" %s=%llu", kind.c_str(),
+        std::printf(" %s=%llu",
+                    kind.c_str(),
                     static_cast<unsigned long long>(
                         found == total.coverage.faults.end() ? 0 : found->second));
     }
     std::printf("\ncompletion paths taken:");
     for (const std::string& path : conformance::fuzz_completion_paths()) {
         const auto found = total.coverage.paths.find(path);
-        std::printf(" %s=%llu", path.c_str(),
+        std::printf(" %s=%llu",
+                    path.c_str(),
                     static_cast<unsigned long long>(
                         found == total.coverage.paths.end() ? 0 : found->second));
     }
@@ -378,22 +396,21 @@ int fuzz_command(const FuzzOptions& options) {
                 missing(total.coverage.faults, conformance::fuzz_fault_kinds()).c_str(),
                 missing(total.coverage.paths, conformance::fuzz_completion_paths()).c_str());
     for (const json& finding : total.findings) {
-        std::printf("FAIL  %s seed %llu %s: %s\n      shrunk %llu -> %llu steps in %llu runs "
-                    "(%.1f s); %s%s\n      ./faultline replay %s\n",
-                    finding["family"].get<std::string>().c_str(),
-                    static_cast<unsigned long long>(finding["seed"].get<std::uint64_t>()),
-                    finding["profile"].get<std::string>().c_str(),
-                    finding["property"].get<std::string>().c_str(),
-                    static_cast<unsigned long long>(finding["steps_before"].get<std::uint64_t>()),
-                    static_cast<unsigned long long>(finding["steps_after"].get<std::uint64_t>()),
-                    static_cast<unsigned long long>(finding["shrink_runs"].get<std::uint64_t>()),
-                    finding["shrink_seconds"].get<double>(),
-                    finding["replays"].get<bool>() ? "the file replays it, trace "
-                                                   : "THE FILE DOES NOT REPLAY IT",
-                    finding["replays"].get<bool>()
-                        ? finding["trace_hash"].get<std::string>().c_str()
-                        : "",
-                    finding["path"].get<std::string>().c_str());
+        std::printf(
+            "FAIL  %s seed %llu %s: %s\n      shrunk %llu -> %llu steps in %llu runs "
+            "(%.1f s); %s%s\n      ./faultline replay %s\n",
+            finding["family"].get<std::string>().c_str(),
+            static_cast<unsigned long long>(finding["seed"].get<std::uint64_t>()),
+            finding["profile"].get<std::string>().c_str(),
+            finding["property"].get<std::string>().c_str(),
+            static_cast<unsigned long long>(finding["steps_before"].get<std::uint64_t>()),
+            static_cast<unsigned long long>(finding["steps_after"].get<std::uint64_t>()),
+            static_cast<unsigned long long>(finding["shrink_runs"].get<std::uint64_t>()),
+            finding["shrink_seconds"].get<double>(),
+            finding["replays"].get<bool>() ? "the file replays it, trace "
+                                           : "THE FILE DOES NOT REPLAY IT",
+            finding["replays"].get<bool>() ? finding["trace_hash"].get<std::string>().c_str() : "",
+            finding["path"].get<std::string>().c_str());
     }
     return total.failures > 0 ? kExitFailed : kExitPassed;
 }

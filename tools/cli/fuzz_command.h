@@ -9,15 +9,15 @@
 namespace faultline::cli {
 
 struct FuzzOptions {
-    std::optional<double> seconds;        // wall-clock budget (default 60 when no --runs)
-    std::optional<std::uint64_t> runs;    // total generated scenarios over all jobs
-    std::uint64_t seed = 1;               // the seed space starts here
-    std::optional<std::string> profile;   // default: each case draws one
-    std::vector<std::string> families;    // default: all
+    std::optional<double> seconds;       // wall-clock budget (default 60 when no --runs)
+    std::optional<std::uint64_t> runs;   // total generated scenarios over all jobs
+    std::uint64_t seed = 1;              // the seed space starts here
+    std::optional<std::string> profile;  // default: each case draws one
+    std::vector<std::string> families;   // default: all
     std::string out = "scenarios/regressions";
-    std::uint64_t shard_index = 0;        // --shard I/N: this machine's part of the seed space
+    std::uint64_t shard_index = 0;  // --shard I/N: this machine's part of the seed space
     std::uint64_t shard_count = 1;
-    unsigned jobs = 1;                    // worker processes on this machine
+    unsigned jobs = 1;  // worker processes on this machine
 };
 
 /// Runs the campaign; 0 when every run passed, 1 when something failed, 2 on bad input.

@@ -32,9 +32,12 @@ using faultline::model::DataReader;
 
 BareLineFeedPolicy policy_of(std::uint8_t header) {
     switch (header & 3U) {
-        case 1: return BareLineFeedPolicy::normalize;
-        case 2: return BareLineFeedPolicy::legacy_accept;
-        default: return BareLineFeedPolicy::reject;
+        case 1:
+            return BareLineFeedPolicy::normalize;
+        case 2:
+            return BareLineFeedPolicy::legacy_accept;
+        default:
+            return BareLineFeedPolicy::reject;
     }
 }
 
@@ -79,10 +82,9 @@ private:
                 // Un-stuffing only shrinks; normalize turns each bare LF into CRLF.
                 const auto line_feeds =
                     static_cast<std::size_t>(std::count(raw.begin(), raw.end(), '\n'));
-                FAULTLINE_FUZZ_CHECK(data_->content().size() <=
-                                     raw.size() + (policy_ == BareLineFeedPolicy::normalize
-                                                       ? line_feeds
-                                                       : 0));
+                FAULTLINE_FUZZ_CHECK(
+                    data_->content().size() <=
+                    raw.size() + (policy_ == BareLineFeedPolicy::normalize ? line_feeds : 0));
                 const int code = data_->reply_code();
                 FAULTLINE_FUZZ_CHECK(code == 250 || code == 500 || code == 550 || code == 552);
                 events_.push_back("data " + std::to_string(code) + " raw " + raw + " content " +
@@ -118,8 +120,10 @@ private:
     std::vector<std::string> events_;
 };
 
-std::vector<std::string> run_parsers(BareLineFeedPolicy policy, std::string_view bytes,
-                                     std::uint8_t seed, bool chunked) {
+std::vector<std::string> run_parsers(BareLineFeedPolicy policy,
+                                     std::string_view bytes,
+                                     std::uint8_t seed,
+                                     bool chunked) {
     ParserDriver driver(policy);
     std::size_t offset = 0;
     for (std::size_t index = 0; offset < bytes.size(); ++index) {
@@ -182,7 +186,8 @@ void run_session(std::uint8_t header, std::string_view bytes) {
             const std::size_t take =
                 std::min(faultline::fuzz::chunk_size(header, index) * 64, bytes.size() - offset);
             Step step;
-            world.async_send(connection, std::as_bytes(std::span(bytes.data() + offset, take)),
+            world.async_send(connection,
+                             std::as_bytes(std::span(bytes.data() + offset, take)),
                              [&](std::error_code error, std::size_t n) {
                                  step.error = error;
                                  step.bytes = n;

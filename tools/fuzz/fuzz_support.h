@@ -16,11 +16,11 @@ namespace faultline::fuzz {
     std::abort();
 }
 
-#define FAULTLINE_FUZZ_CHECK(condition)                                    \
-    do {                                                                   \
-        if (!(condition)) {                                                \
-            ::faultline::fuzz::fail(#condition, __FILE__, __LINE__);       \
-        }                                                                  \
+#define FAULTLINE_FUZZ_CHECK(condition)                              \
+    do {                                                             \
+        if (!(condition)) {                                          \
+            ::faultline::fuzz::fail(#condition, __FILE__, __LINE__); \
+        }                                                            \
     } while (false)
 
 /// The input as bytes after a one-byte header the target reads its settings from.

@@ -11,12 +11,11 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <set>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "faultline/conformance/run.h"
 
@@ -49,8 +48,8 @@ inline const std::vector<std::string>& fuzz_families() {
 /// What the shrinker did.
 struct ShrinkResult {
     nlohmann::json scenario;
-    RunOutcome outcome;       // the last failing run of `scenario`
-    std::size_t runs = 0;     // candidate runs tried
+    RunOutcome outcome;    // the last failing run of `scenario`
+    std::size_t runs = 0;  // candidate runs tried
     std::size_t steps_before = 0;
     std::size_t steps_after = 0;
 };
@@ -81,7 +80,8 @@ struct FuzzCoverage {
 
 /// Adds what one run met: the faults the scenario scheduled and the completion paths its
 /// trace shows (synchronous, pending, error, cancel, unknown outcome).
-void record_coverage(const nlohmann::json& scenario, const RunOutcome& outcome,
+void record_coverage(const nlohmann::json& scenario,
+                     const RunOutcome& outcome,
                      FuzzCoverage& coverage);
 
 /// One failure, shrunk and written out.
@@ -90,7 +90,7 @@ struct FuzzFinding {
     std::uint64_t seed = 0;
     std::string profile;
     std::string signature;
-    std::string path;          // the regression file
+    std::string path;  // the regression file
     std::size_t steps_before = 0;
     std::size_t steps_after = 0;
 };

@@ -744,7 +744,8 @@ private:
         detail::ServerExtensions extensions;     // what the cached connection's EHLO advertised
         // Replies land here. Only the running send receives, and it awaits every receive it
         // starts, so one buffer suffices; never zero-filled, only the bytes received are read.
-        std::array<std::byte, 4096> receive_buffer;  // NOLINT(cppcoreguidelines-pro-type-member-init)
+        // NOLINTNEXTLINE(cppcoreguidelines-pro-type-member-init)
+        std::array<std::byte, 4096> receive_buffer;
 
         // ---- with the lock held ------------------------------------------------------------
 
@@ -1125,8 +1126,8 @@ private:
                 if (code != 334 || step == 2) {
                     co_return false;
                 }
-                reply = co_await exchange(CommandWriter::auth_response(step == 0 ? credential.UserName
-                                                                        : credential.Password));
+                reply = co_await exchange(CommandWriter::auth_response(
+                    step == 0 ? credential.UserName : credential.Password));
             }
         }
 
