@@ -191,8 +191,8 @@ json generate_send(std::uint64_t seed) {
                      {"threads", threads}};
     if (draw.chance(50)) {
         // Not below 512: a send_all without a chunk size asks BeginSend for all that is left
-        // each time, and a 1-byte buffer makes that quadratic (see the fuzz section of the
-        // README), which slows the campaign without reaching new states.
+        // each time, and the harness copies those bytes for the oracle, so a 1-byte buffer
+        // makes the run quadratic without reaching new states.
         scenario["network"] = {
             {"send_buffer_bytes", std::max<std::uint64_t>(512, draw.size(262'144))},
             {"receive_buffer_bytes", std::max<std::uint64_t>(512, draw.size(262'144))}};
