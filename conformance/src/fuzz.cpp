@@ -18,6 +18,7 @@ using json = nlohmann::json;
 
 constexpr const char* kVersion = "0.1.0";
 constexpr std::string_view kRefusedByLoader = "scenario refused by the loader: ";
+constexpr std::uint64_t kFuzzEventsMax = 2'000'000;
 
 /// Draws for the generators: a thin layer over the simulator's PRNG, so a seed means the same
 /// scenario everywhere (no std distributions).
@@ -64,9 +65,12 @@ private:
 void allow_any_outcome(json& scenario) {
     for (json& thread : scenario["threads"]) {
         for (json& step : thread["steps"]) {
-            step["expect"] = {{"throws", "any"}};
+            if (!step.contains("expect")) {
+                step["expect"] = {{"throws", "any"}};
+            }
             if (step.contains("callback") &&
-                (step["callback"] == "end" || step["callback"] == "end_out")) {
+                (step["callback"] == "end" || step["callback"] == "end_out") &&
+                !step.contains("callback_expect")) {
                 step["callback_expect"] = {{"throws", "any"}};
             }
         }
@@ -126,6 +130,7 @@ json generate_send(std::uint64_t seed) {
     Draw draw(seed);
     json threads = json::array();
     std::vector<std::string> first_thread_ids;
+    bool uses_two_sockets = false;
     const int thread_count = draw.integer(1, 2);
     int step_counter = 0;
     for (int index = 0; index < thread_count; ++index) {
@@ -177,6 +182,30 @@ json generate_send(std::uint64_t seed) {
         for (const std::string& target : pending) {
             steps.push_back({{"op", "end_send"}, {"target", target}});
         }
+        if (index == 0 && draw.chance(20)) {
+            // S-7: EndSend given another socket's IAsyncResult. documented: ArgumentException
+            // ("asyncResult") and the operation stays un-ended; dotnet-unix does not check. If a
+            // fault made that BeginSend throw, there is no result: ArgumentNullException (S-6).
+            std::string theirs = std::to_string(++step_counter);
+            theirs.insert(0, 1, 'x');
+            steps.push_back({{"op", "begin_send"},
+                             {"id", theirs},
+                             {"socket", "other"},
+                             {"size", draw.size(4096)}});
+            steps.push_back(
+                {{"op", "end_send"},
+                 {"socket", "main"},
+                 {"target", theirs},
+                 {"expect",
+                  {{"documented",
+                    {{"any_of",
+                      json::array({json::object({{"throws", "ArgumentException"},
+                                                 {"param", "asyncResult"}}),
+                                   json::object({{"throws", "ArgumentNullException"}})})}}},
+                   {"dotnet-unix", {{"throws", "any"}}}}}});
+            steps.push_back({{"op", "end_send"}, {"socket", "other"}, {"target", theirs}});
+            uses_two_sockets = true;
+        }
         if (draw.chance(25)) {
             steps.push_back(
                 {{"op", "shutdown"}, {"how", draw.pick(std::vector<std::string>{"send", "both"})}});
@@ -189,6 +218,9 @@ json generate_send(std::uint64_t seed) {
                      {"clauses", json::array({"S-9", "S-11", "S-20"})},
                      {"seed", seed},
                      {"threads", threads}};
+    if (uses_two_sockets) {
+        scenario["sockets"] = json::array({"main", "other"});
+    }
     if (draw.chance(50)) {
         // Not below 512: a send_all without a chunk size asks BeginSend for all that is left
         // each time, and the harness copies those bytes for the oracle, so a 1-byte buffer
@@ -654,7 +686,11 @@ RunOutcome run_scenario_json(const json& scenario, const std::string& profile) {
         outcome.failures.push_back(std::string(kRefusedByLoader) + *error);
         return outcome;
     }
-    return run_on_sim(std::get<Scenario>(loaded), profile, std::nullopt, sim::Trace::Mode::full);
+    // Full tracing (record_coverage reads it) with a small event budget: a generated run takes
+    // thousands of events, and a candidate that never goes idle must not fill memory with its
+    // trace before the budget calls it a liveness failure.
+    return run_on_sim(std::get<Scenario>(loaded), profile, std::nullopt, sim::Trace::Mode::full,
+                      kFuzzEventsMax);
 }
 
 std::string failure_signature(const RunOutcome& outcome) {

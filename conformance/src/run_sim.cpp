@@ -22,7 +22,8 @@ std::string replay_command(const RunOutcome& outcome) {
 }
 
 RunOutcome run_on_sim(const Scenario& scenario, const std::string& profile_name,
-                      std::optional<std::uint64_t> seed, sim::Trace::Mode trace_mode) {
+                      std::optional<std::uint64_t> seed, sim::Trace::Mode trace_mode,
+                      std::uint64_t events_max) {
     RunOutcome outcome;
     outcome.scenario = scenario.name;
     outcome.path = scenario.path;
@@ -65,7 +66,7 @@ RunOutcome run_on_sim(const Scenario& scenario, const std::string& profile_name,
     Harness<sim::World> harness(world, scenario, *profile, harness_options);
     world.spawn("harness", [&harness] { harness.run(); });
     try {
-        if (!world.run_until_idle(200'000'000)) {
+        if (!world.run_until_idle(events_max)) {
             outcome.failures.emplace_back("event budget exhausted: the run never went idle (liveness)");
         }
     } catch (const std::exception& error) {

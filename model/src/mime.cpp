@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "faultline/model/assert.h"
+#include "faultline/model/mutants.h"
 
 namespace faultline::model {
 namespace {
@@ -383,7 +384,7 @@ std::string dot_stuff(std::string_view data) {
     out.reserve(data.size() + 8);
     bool at_line_start = true;
     for (std::size_t i = 0; i < data.size(); ++i) {
-        if (at_line_start && data[i] == '.') {
+        if (at_line_start && data[i] == '.' && !mutant(Mutant::dot_stuffing_skips_dot_lines)) {
             out += '.';
         }
         out += data[i];

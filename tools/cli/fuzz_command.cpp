@@ -20,6 +20,7 @@
 
 #include "faultline/conformance/fuzz.h"
 #include "faultline/conformance/scenario.h"
+#include "faultline/model/mutants.h"
 
 namespace faultline::cli {
 namespace {
@@ -100,6 +101,7 @@ json settle_finding(const FuzzOptions& options,
     bool replays = false;
     std::string replay_hash;
     if (const auto* scenario_loaded = std::get_if<conformance::Scenario>(&loaded)) {
+        // The default event budget, as `faultline replay` uses: the file must fail there too.
         const RunOutcome first =
             conformance::run_on_sim(*scenario_loaded, profile, seed, sim::Trace::Mode::hash_only);
         const RunOutcome again =
@@ -134,6 +136,7 @@ void run_worker(const FuzzOptions& options,
         options.families.empty() ? conformance::fuzz_families() : options.families;
     static const std::vector<std::string> profiles = {"documented", "dotnet-unix"};
     Progress progress;
+    const auto started = Clock::now();
     std::set<std::string> seen;  // signatures already shrunk by this worker
     auto last_report = Clock::now();
     for (std::uint64_t index = 0;; ++index) {
@@ -153,9 +156,16 @@ void run_worker(const FuzzOptions& options,
             ++progress.failures;
             const std::string signature = conformance::failure_signature(outcome);
             if (seen.insert(signature).second) {
-                progress.findings.push_back(
-                    settle_finding(options, family, seed, profile, scenario, outcome));
+                const double found_after =
+                    std::chrono::duration<double>(Clock::now() - started).count();
+                json finding = settle_finding(options, family, seed, profile, scenario, outcome);
+                finding["found_after_seconds"] = found_after;
+                finding["found_after_runs"] = progress.runs;
+                progress.findings.push_back(std::move(finding));
                 report(progress, false);
+                if (options.max_failures && progress.findings.size() >= *options.max_failures) {
+                    break;
+                }
             }
         }
         if (Clock::now() - last_report >= std::chrono::milliseconds(250)) {
@@ -216,6 +226,20 @@ int fuzz_command(const FuzzOptions& options) {
             std::cerr << "faultline: unknown family \"" << family << "\" (send, smtp)\n";
             return 2;
         }
+    }
+    if (options.mutant) {
+        const auto planted = model::mutant_by_name(*options.mutant);
+        if (!model::kMutantsBuilt) {
+            std::cerr << "faultline: this build has no planted bugs (configure with the "
+                         "`mutants` preset: tools/mutants/run)\n";
+            return 2;
+        }
+        if (!planted) {
+            std::cerr << "faultline: unknown mutant \"" << *options.mutant << "\"\n";
+            return 2;
+        }
+        model::set_active_mutant(*planted);  // before forking: the jobs inherit it
+        std::fprintf(stderr, "fuzz: planted bug %s is on\n", options.mutant->c_str());
     }
     const auto started = Clock::now();
     std::optional<Clock::time_point> deadline;
@@ -397,12 +421,15 @@ int fuzz_command(const FuzzOptions& options) {
                 missing(total.coverage.paths, conformance::fuzz_completion_paths()).c_str());
     for (const json& finding : total.findings) {
         std::printf(
-            "FAIL  %s seed %llu %s: %s\n      shrunk %llu -> %llu steps in %llu runs "
-            "(%.1f s); %s%s\n      ./faultline replay %s\n",
+            "FAIL  %s seed %llu %s: %s\n      found after %.1f s (%llu runs in its job); "
+            "shrunk %llu -> %llu steps in %llu runs (%.1f s); %s%s\n      ./faultline replay "
+            "%s\n",
             finding["family"].get<std::string>().c_str(),
             static_cast<unsigned long long>(finding["seed"].get<std::uint64_t>()),
             finding["profile"].get<std::string>().c_str(),
             finding["property"].get<std::string>().c_str(),
+            finding["found_after_seconds"].get<double>(),
+            static_cast<unsigned long long>(finding["found_after_runs"].get<std::uint64_t>()),
             static_cast<unsigned long long>(finding["steps_before"].get<std::uint64_t>()),
             static_cast<unsigned long long>(finding["steps_after"].get<std::uint64_t>()),
             static_cast<unsigned long long>(finding["shrink_runs"].get<std::uint64_t>()),

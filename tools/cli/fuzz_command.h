@@ -1,6 +1,7 @@
 // faultline fuzz: generated scenarios on sim, checked by the oracle, failures shrunk to files.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -18,6 +19,8 @@ struct FuzzOptions {
     std::uint64_t shard_index = 0;  // --shard I/N: this machine's part of the seed space
     std::uint64_t shard_count = 1;
     unsigned jobs = 1;  // worker processes on this machine
+    std::optional<std::string> mutant;  // a planted bug to switch on (mutants builds only)
+    std::optional<std::size_t> max_failures;  // each job stops after this many new failures
 };
 
 /// Runs the campaign; 0 when every run passed, 1 when something failed, 2 on bad input.

@@ -41,7 +41,7 @@ commands:
   determinism PATH... [--runs K]
       Run each scenario K times on sim (default 3) and compare trace hashes.
   fuzz [--seconds N | --runs N] [--seed S] [--profile P] [--family send|smtp] [--out DIR]
-       [--shard I/N] [--jobs J]
+       [--shard I/N] [--jobs J] [--max-failures N] [--mutant NAME]
       Generated scenarios on sim, checked by the oracle; each new failure is shrunk to a file
       in DIR (default scenarios/regressions) that `replay` reproduces. Live progress on stderr.
   send-mail --host H --port P --from A --to B [--to C] [--cc D] [--bcc E] [--subject S]
@@ -502,6 +502,11 @@ int main(int argc, char** argv) {
                     fuzz.shard_count > 1'000'000) {
                     usage_error("--shard I/N needs 0 <= I < N <= 1000000");
                 }
+            } else if (arg == "--mutant") {
+                fuzz.mutant = value;
+            } else if (arg == "--max-failures") {
+                fuzz.max_failures = static_cast<std::size_t>(
+                    std::clamp<std::uint64_t>(parse_number(value, "--max-failures"), 1, 1000));
             } else if (arg == "--jobs") {
                 fuzz.jobs = static_cast<unsigned>(
                     std::clamp<std::uint64_t>(parse_number(value, "--jobs"), 1, 256));

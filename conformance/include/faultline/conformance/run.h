@@ -40,9 +40,12 @@ struct AssertionFailure : std::logic_error {
 /// Installs the throwing assertion handler (idempotent).
 void install_throwing_assert_handler();
 
+/// `events_max` bounds the run: a run that is not idle after that many events is a liveness
+/// failure (the fuzzer uses a small bound so that a hung candidate costs little).
 [[nodiscard]] RunOutcome run_on_sim(const Scenario& scenario, const std::string& profile,
                                     std::optional<std::uint64_t> seed = std::nullopt,
-                                    sim::Trace::Mode trace_mode = sim::Trace::Mode::full);
+                                    sim::Trace::Mode trace_mode = sim::Trace::Mode::full,
+                                    std::uint64_t events_max = 200'000'000);
 
 [[nodiscard]] RunOutcome run_on_real(const Scenario& scenario, const std::string& profile);
 

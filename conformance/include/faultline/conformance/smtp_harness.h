@@ -586,6 +586,7 @@ private:
         std::unique_lock lock(shared_->mutex);
         std::size_t delivered = 0;
         std::size_t maybe = 0;  // unknown, cancelled, or a failed synchronous Send
+        std::size_t reported_refused = 0;  // failed recipients reported by delivered sends
         for (const auto& [name, record] : clients_) {
             if (record->completions.size() != record->accepted) {
                 fail_("oracle", "client " + name + ": SendCompleted fired " +
@@ -600,6 +601,7 @@ private:
                 }
                 if (completion.delivery == model::DeliveryOutcome::delivered) {
                     ++delivered;
+                    reported_refused += recipient_failures(completion.error);
                     // Delivered with an error only when some recipients were refused (M-16).
                     if (completion.cancelled ||
                         (completion.error && !is_recipient_failure(completion.error))) {
@@ -626,6 +628,7 @@ private:
             }
             if (outcome == model::DeliveryOutcome::delivered) {
                 ++delivered;
+                reported_refused += recipient_failures(task->Exception());
                 if (canceled || (task->Exception() && !is_recipient_failure(task->Exception()))) {
                     fail_("oracle", "the SendMailAsync task \"" + id +
                                         "\" was classified delivered but reported a failure");
@@ -640,6 +643,7 @@ private:
         }
         maybe += sync_failures_;
         std::size_t accepted_by_server = 0;
+        std::size_t refused_in_accepted = 0;  // RCPTs refused in transactions that got 250
         std::vector<std::string> expected = sent_contents_;
         for (std::size_t s = 0; s < sessions.size(); ++s) {
             const auto& session = sessions[s];
@@ -653,6 +657,10 @@ private:
                     continue;
                 }
                 ++accepted_by_server;
+                for (const auto& recipient : transaction.recipients) {
+                    refused_in_accepted +=
+                        model::detail::is_recipient_failure(recipient.reply_code) ? 1U : 0U;
+                }
                 const auto match = std::find(expected.begin(), expected.end(), transaction.content);
                 if (match == expected.end()) {
                     fail_("oracle", "session " + std::to_string(s + 1) +
@@ -670,6 +678,14 @@ private:
                             "answered 250 after the dot only " +
                             std::to_string(accepted_by_server) + " times (W-10, M-26)");
         }
+        // M-15, M-16: a recipient the server refused in a message it then accepted is reported
+        // (SmtpFailedRecipient(s)Exception). Checked when every send's outcome is known.
+        if (maybe == 0 && refused_in_accepted > reported_refused) {
+            fail_("oracle", "the server refused " + std::to_string(refused_in_accepted) +
+                                " recipient(s) of messages it accepted, but the sends reported " +
+                                std::to_string(reported_refused) +
+                                " failed recipient(s) (M-15, M-16)");
+        }
         if (accepted_by_server > delivered + maybe) {
             fail_("oracle", "the server answered 250 after the dot " +
                                 std::to_string(accepted_by_server) + " times but only " +
@@ -684,6 +700,23 @@ private:
         std::optional<std::string> type;
         describe_exception(error, ignored, type);
         return type.value_or("none");
+    }
+
+    /// How many failed recipients `error` reports: 1 for SmtpFailedRecipientException, the
+    /// inner count for SmtpFailedRecipientsException, 0 otherwise.
+    static std::size_t recipient_failures(const std::exception_ptr& error) {
+        if (error == nullptr) {
+            return 0;
+        }
+        try {
+            std::rethrow_exception(error);
+        } catch (const model::SmtpFailedRecipientsException& aggregate) {
+            return aggregate.InnerExceptions().size();
+        } catch (const model::SmtpFailedRecipientException&) {
+            return 1;
+        } catch (...) {
+            return 0;
+        }
     }
 
     static bool is_recipient_failure(const std::exception_ptr& error) {

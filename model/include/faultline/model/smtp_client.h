@@ -31,6 +31,7 @@
 #include "faultline/model/flow.h"
 #include "faultline/model/mail_message.h"
 #include "faultline/model/mime.h"
+#include "faultline/model/mutants.h"
 #include "faultline/model/profile.h"
 #include "faultline/model/smtp_codec.h"
 #include "faultline/model/smtp_error.h"
@@ -710,6 +711,7 @@ private:
         std::exception_ptr error;
         bool cancelled = false;
         DeliveryOutcome delivery = DeliveryOutcome::not_delivered;
+        bool cancel_met_final_reply = false;  // only the planted cancel-race bug reads it
     };
 
     /// What an awaited transport operation reported.
@@ -972,6 +974,9 @@ private:
                 if (sent) {
                     FAULTLINE_ASSERT(sent.value() <= bytes.size());
                     offset = sent.value();
+                    if (mutant(Mutant::send_all_ignores_partial)) {
+                        offset = bytes.size();  // planted bug: a partial send taken as whole
+                    }
                 } else if (sent.error() != NetErrc::would_block) {
                     co_return sent.error();
                 }
@@ -989,6 +994,9 @@ private:
                 FAULTLINE_ASSERT(sent.bytes >= 1);
                 FAULTLINE_ASSERT(sent.bytes <= rest.size());
                 offset += sent.bytes;
+                if (mutant(Mutant::send_all_ignores_partial)) {
+                    offset = bytes.size();  // planted bug: a partial send taken as whole
+                }
             }
             co_return std::error_code{};
         }
@@ -1233,7 +1241,9 @@ private:
                     co_return fail(reply.error());
                 }
                 const int code = reply.value().code;
-                if (code == 250 || code == 251) {
+                if (code == 250 || code == 251 ||
+                    (mutant(Mutant::recipient_failure_reported_as_success) &&
+                     detail::is_recipient_failure(code))) {
                     ++accepted;
                 } else if (detail::is_recipient_failure(code)) {  // M-15
                     failed.emplace_back(
@@ -1269,7 +1279,9 @@ private:
             // From here on the server may have the whole message: only its reply decides (W-10).
             reply = co_await read_reply();
             if (!reply) {
-                co_return fail(reply.error(), DeliveryOutcome::unknown);  // M-26
+                Outcome lost = fail(reply.error(), DeliveryOutcome::unknown);  // M-26
+                lost.cancel_met_final_reply = lost.cancelled;
+                co_return lost;
             }
             if (reply.value().code != 250) {
                 co_return fail(detail::reply_error(reply.value()));
@@ -1321,9 +1333,16 @@ private:
                                                .Error = outcome.error,
                                                .UserState = std::move(user_token),
                                                .delivery = outcome.delivery};
+            // The planted cancel-race bug raises the event once more.
+            const int times = mutant(Mutant::send_completed_twice_on_cancel_race) &&
+                                      outcome.cancel_met_final_reply
+                                  ? 2
+                                  : 1;
             try {
-                for (const auto& handler : to_call) {
-                    handler(sender, args);
+                for (int time = 0; time < times; ++time) {
+                    for (const auto& handler : to_call) {
+                        handler(sender, args);
+                    }
                 }
             } catch (...) {
                 // As a multicast delegate: the handlers after the one that threw do not run.

@@ -19,6 +19,7 @@
 
 #include "faultline/model/async_result.h"
 #include "faultline/model/exceptions.h"
+#include "faultline/model/mutants.h"
 #include "faultline/model/profile.h"
 #include "faultline/model/socket_async_event_args.h"
 #include "faultline/model/transport.h"
@@ -654,7 +655,8 @@ private:
         auto op = std::dynamic_pointer_cast<Op>(async_result);
         const bool kind_ok =
             op && std::find(kinds.begin(), kinds.end(), op->kind()) != kinds.end();
-        const bool owner_ok = op && (!profile_.end_requires_own_send_result || op->owner() == this);
+        const bool owner_ok = op && (!profile_.end_requires_own_send_result || op->owner() == this ||
+                                     mutant(Mutant::end_send_accepts_foreign));  // planted bug
         if (!kind_ok || !owner_ok) {
             throw ArgumentException(
                 "The IAsyncResult object was not returned from the corresponding asynchronous "
