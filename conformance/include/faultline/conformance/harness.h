@@ -306,6 +306,12 @@ private:
         std::shared_ptr<model::AsyncResult<T>> result;
         model::AsyncResultPtr plain_result;
         std::vector<std::byte> data;  // what a full send would put on the wire
+        // send_all pieces refer to the loop's buffer instead of copying their bytes into
+        // `data` (a copy per piece is quadratic when every send is partial): the bytes are
+        // shared->[shared_offset, shared_offset + shared_size).
+        model::Buffer shared;
+        std::size_t shared_offset = 0;
+        std::size_t shared_size = 0;
         std::atomic<int> callbacks{0};
         std::atomic<bool> begin_returned{false};
         std::atomic<bool> callback_before_return{false};
@@ -588,8 +594,9 @@ private:
             std::unique_lock begin_lock(begin_mutex_);
             auto op = new_op(piece, true);
             op->step = &step;
-            op->data.assign(buffer->begin() + static_cast<std::ptrdiff_t>(offset),
-                            buffer->begin() + static_cast<std::ptrdiff_t>(offset) + size);
+            op->shared = buffer;
+            op->shared_offset = offset;
+            op->shared_size = static_cast<std::size_t>(size);
             const model::AsyncResultPtr result =
                 owner->BeginSend(buffer, static_cast<int>(offset), size, model::SocketFlags::None,
                                  make_callback(op), piece.id);
@@ -601,14 +608,11 @@ private:
                 break;
             }
             {
-                // A completed piece needs only the bytes it sent for the oracle; keeping the
-                // whole remainder per piece made memory quadratic when every send is partial
-                // (found by the fuzzer: 72 kB in 1-byte sends took 5 GB).
+                // A completed piece needs only the bytes it sent for the oracle (copying the
+                // whole remainder per piece made a run quadratic when every send is partial;
+                // found by the fuzzer: 72 kB in 1-byte sends took 5 GB).
                 const std::unique_lock trim_lock(begin_mutex_);
-                if (static_cast<std::size_t>(sent) < op->data.size()) {
-                    op->data.resize(static_cast<std::size_t>(sent));
-                    op->data.shrink_to_fit();
-                }
+                op->shared_size = std::min(op->shared_size, static_cast<std::size_t>(sent));
             }
             offset += static_cast<std::size_t>(sent);
         }
@@ -1121,7 +1125,13 @@ private:
             view.callbacks = op->callbacks.load();
             view.callback_before_return = op->callback_before_return.load();
             view.begin_order = op->begin_order;
-            view.data = op->data;
+            if (op->shared) {
+                const auto first =
+                    op->shared->begin() + static_cast<std::ptrdiff_t>(op->shared_offset);
+                view.data.assign(first, first + static_cast<std::ptrdiff_t>(op->shared_size));
+            } else {
+                view.data = op->data;
+            }
             if (op->result) {
                 const auto outcome = op->result->outcome();
                 view.completed = outcome.completed;
