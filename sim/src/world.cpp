@@ -1075,8 +1075,13 @@ void World::send_rst(Conn& from) {
     if (from.dead && from.peer == kNone) {
         return;
     }
+    // An end that is already dead (reset) keeps its pending error for the application: a
+    // segment arriving after the reset is answered with RST, but the next receive still reports
+    // the reset, as on Linux (found by the fuzzer: the peer saw a clean end of stream instead).
+    if (!from.dead) {
+        from.sticky_consumed = true;
+    }
     from.dead = true;
-    from.sticky_consumed = true;
     ++from.epoch;
     from.send_buffer.clear();
     from.receive_buffer.clear();

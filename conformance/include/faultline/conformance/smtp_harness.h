@@ -647,8 +647,14 @@ private:
         std::vector<std::string> expected = sent_contents_;
         for (std::size_t s = 0; s < sessions.size(); ++s) {
             const auto& session = sessions[s];
-            if (model::contains_bare_line_feed(session.received) ||
-                model::contains_bare_carriage_return(session.received)) {
+            // A connection cut between CR and LF leaves a final CR that is not the client's
+            // (found by the fuzzer: a server dropping mid-DATA made this check fire).
+            std::string_view received = session.received;
+            if (!received.empty() && received.back() == '\r') {
+                received.remove_suffix(1);
+            }
+            if (model::contains_bare_line_feed(received) ||
+                model::contains_bare_carriage_return(received)) {
                 fail_("oracle", "session " + std::to_string(s + 1) +
                                     ": the client sent a bare CR or LF (W-1, M-29)");
             }
