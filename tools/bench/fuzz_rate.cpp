@@ -56,11 +56,16 @@ int run() {
                 "%llu seeds per family, %d runs, one thread (CPUs allowed: %s)\n",
                 static_cast<unsigned long long>(kScenarios), kRuns, this_thread_cpus().c_str());
     const Rates send = measure("send");
+    const Rates accept = measure("accept");
     const Rates smtp = measure("smtp");
     print_result("fuzz: socket (send) scenarios checked per CPU second",
                  fixed(send.cpu_rate, 0) + " (runs " + send.spread + ")",
                  ">= 2000",
                  pass_or_miss(send.failures == 0 && send.cpu_rate >= 2000));
+    print_result("fuzz: socket (accept) scenarios checked per CPU second",
+                 fixed(accept.cpu_rate, 0) + " (runs " + accept.spread + ")",
+                 ">= 2000",
+                 pass_or_miss(accept.failures == 0 && accept.cpu_rate >= 2000));
     print_result("fuzz: SMTP scenarios checked per CPU second",
                  fixed(smtp.cpu_rate, 0) + " (runs " + smtp.spread + ")",
                  ">= 500",

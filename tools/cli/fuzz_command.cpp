@@ -223,7 +223,7 @@ int fuzz_command(const FuzzOptions& options) {
     for (const std::string& family : options.families) {
         const auto& known = conformance::fuzz_families();
         if (std::find(known.begin(), known.end(), family) == known.end()) {
-            std::cerr << "faultline: unknown family \"" << family << "\" (send, smtp)\n";
+            std::cerr << "faultline: unknown family \"" << family << "\" (send, accept, smtp)\n";
             return 2;
         }
     }

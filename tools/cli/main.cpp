@@ -40,7 +40,7 @@ commands:
       Schema and semantic checks only.
   determinism PATH... [--runs K]
       Run each scenario K times on sim (default 3) and compare trace hashes.
-  fuzz [--seconds N | --runs N] [--seed S] [--profile P] [--family send|smtp] [--out DIR]
+  fuzz [--seconds N | --runs N] [--seed S] [--profile P] [--family send|accept|smtp] [--out DIR]
        [--shard I/N] [--jobs J] [--max-failures N] [--mutant NAME]
       Generated scenarios on sim, checked by the oracle; each new failure is shrunk to a file
       in DIR (default scenarios/regressions) that `replay` reproduces. Live progress on stderr.

@@ -27,6 +27,8 @@ enum class Mutant : std::uint8_t {
     dot_stuffing_skips_dot_lines,
     /// A refused recipient (M-15) is counted as accepted: the send reports plain success.
     recipient_failure_reported_as_success,
+    /// AcceptAsync raises Completed after returning false (a synchronous completion, A-2).
+    accept_completed_after_sync_return,
 };
 
 struct MutantName {
@@ -34,12 +36,13 @@ struct MutantName {
     std::string_view name;
 };
 
-inline constexpr std::array<MutantName, 5> kMutants = {{
+inline constexpr std::array<MutantName, 6> kMutants = {{
     {Mutant::send_all_ignores_partial, "send_all_ignores_partial"},
     {Mutant::end_send_accepts_foreign, "end_send_accepts_foreign"},
     {Mutant::send_completed_twice_on_cancel_race, "send_completed_twice_on_cancel_race"},
     {Mutant::dot_stuffing_skips_dot_lines, "dot_stuffing_skips_dot_lines"},
     {Mutant::recipient_failure_reported_as_success, "recipient_failure_reported_as_success"},
+    {Mutant::accept_completed_after_sync_return, "accept_completed_after_sync_return"},
 }};
 
 [[nodiscard]] inline std::optional<Mutant> mutant_by_name(std::string_view name) {

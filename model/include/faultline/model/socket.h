@@ -970,6 +970,14 @@ private:
             for (const auto& handler : handlers) {
                 handler(sender, e);
             }
+        } else if (mutant(Mutant::accept_completed_after_sync_return)) {
+            // Planted bug: a synchronous completion raises Completed too, after AcceptAsync
+            // returned false (A-2 says it never does).
+            transport_.post([sender = this->shared_from_this(), e, handlers] {
+                for (const auto& handler : handlers) {
+                    handler(sender, e);
+                }
+            });
         }
     }
 
