@@ -69,13 +69,6 @@ struct RunState {
     std::future<void> done_future = done.get_future();
 };
 
-/// CPU time of `clock` (a thread's or the process's), user + system, in seconds.
-double cpu_seconds(clockid_t clock) {
-    timespec now{};
-    static_cast<void>(::clock_gettime(clock, &now));
-    return static_cast<double>(now.tv_sec) + static_cast<double>(now.tv_nsec) / 1e9;
-}
-
 /// One run's figures: accepts per wall second, and CPU time per accept outside the connector
 /// thread (the accepting side, plus the kernel work that happened to be charged to it).
 struct RunFigures {

@@ -5,6 +5,7 @@
 
 #include <pthread.h>
 #include <sched.h>
+#include <time.h>
 
 #include <algorithm>
 #include <chrono>
@@ -30,6 +31,17 @@ int bench_main(Run run) noexcept {
         return 1;
     }
 }
+
+/// CPU time of `clock` (CLOCK_THREAD_CPUTIME_ID, CLOCK_PROCESS_CPUTIME_ID) in seconds: unlike
+/// wall time it does not count the time other processes on a busy machine take from this one.
+[[nodiscard]] inline double cpu_seconds(clockid_t clock) {
+    timespec now{};
+    clock_gettime(clock, &now);
+    return static_cast<double>(now.tv_sec) + static_cast<double>(now.tv_nsec) * 1e-9;
+}
+
+/// CPU time of the calling thread, in seconds.
+[[nodiscard]] inline double thread_cpu_seconds() { return cpu_seconds(CLOCK_THREAD_CPUTIME_ID); }
 
 /// Seconds between two points of the steady clock.
 [[nodiscard]] inline double seconds_between(Clock::time_point start, Clock::time_point end) {

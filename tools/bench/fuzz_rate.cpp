@@ -3,8 +3,6 @@
 // SMTP scenarios). One thread, the same work as `faultline fuzz`: generate the scenario for a
 // seed, load it, run it on sim with full tracing, read coverage from the trace. Seeds 1..N per
 // family, both profiles alternating, three runs, medians of the per-run rates.
-#include <time.h>
-
 #include <cstdint>
 #include <cstdio>
 #include <string>
@@ -18,12 +16,6 @@ namespace {
 
 constexpr std::uint64_t kScenarios = 2000;
 constexpr int kRuns = 3;
-
-double thread_cpu_seconds() {
-    timespec now{};
-    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &now);
-    return static_cast<double>(now.tv_sec) + static_cast<double>(now.tv_nsec) * 1e-9;
-}
 
 struct Rates {
     double cpu_rate = 0;

@@ -69,14 +69,6 @@ constexpr std::uint64_t kTransactions = 20'000;
 constexpr int kRuns = 7;
 constexpr double kTargetPerCore = 50'000;
 
-/// CPU time of the calling thread, in seconds: unlike wall time it does not count the time other
-/// processes on a busy machine take from this one.
-double thread_cpu_seconds() {
-    timespec now{};
-    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &now);
-    return static_cast<double>(now.tv_sec) + static_cast<double>(now.tv_nsec) * 1e-9;
-}
-
 struct RunFigures {
     bool complete = false;
     double wall_seconds = 0;

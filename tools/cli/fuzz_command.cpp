@@ -21,6 +21,7 @@
 #include "faultline/conformance/fuzz.h"
 #include "faultline/conformance/scenario.h"
 #include "faultline/model/mutants.h"
+#include "faultline/sim/prng.h"
 
 namespace faultline::cli {
 namespace {
@@ -34,13 +35,6 @@ using Clock = std::chrono::steady_clock;
 
 constexpr int kExitPassed = 0;
 constexpr int kExitFailed = 1;
-
-std::uint64_t mix(std::uint64_t value) {
-    value += 0x9e3779b97f4a7c15ULL;
-    value = (value ^ (value >> 30U)) * 0xbf58476d1ce4e5b9ULL;
-    value = (value ^ (value >> 27U)) * 0x94d049bb133111ebULL;
-    return value ^ (value >> 31U);
-}
 
 /// What one worker has done so far; sent to the parent as one JSON line.
 struct Progress {
@@ -144,7 +138,7 @@ void run_worker(const FuzzOptions& options,
             break;
         }
         const std::uint64_t seed = options.seed + worker + workers * index;
-        const std::uint64_t drawn = mix(seed);
+        const std::uint64_t drawn = sim::Prng(seed).next();  // family and profile of this case
         const std::string& family = families[drawn % families.size()];
         const std::string profile =
             options.profile ? *options.profile : profiles[(drawn >> 16U) % profiles.size()];
