@@ -199,8 +199,8 @@ json generate_send(std::uint64_t seed) {
                  {"expect",
                   {{"documented",
                     {{"any_of",
-                      json::array({json::object({{"throws", "ArgumentException"},
-                                                 {"param", "asyncResult"}}),
+                      json::array({json::object(
+                                       {{"throws", "ArgumentException"}, {"param", "asyncResult"}}),
                                    json::object({{"throws", "ArgumentNullException"}})})}}},
                    {"dotnet-unix", {{"throws", "any"}}}}}});
             steps.push_back({{"op", "end_send"}, {"socket", "other"}, {"target", theirs}});
@@ -754,7 +754,8 @@ json generate_scenario(const std::string& family, std::uint64_t seed) {
     if (family == "smtp") {
         return generate_smtp(seed);
     }
-    throw std::invalid_argument("unknown scenario family \"" + family + "\" (send, accept, smtp)");
+    throw std::invalid_argument("unknown scenario family \"" + family + "\" (" +
+                                fuzz_family_list() + ")");
 }
 
 RunOutcome run_scenario_json(const json& scenario, const std::string& profile) {
@@ -777,8 +778,8 @@ RunOutcome run_scenario_json(const json& scenario, const std::string& profile) {
     // Full tracing (record_coverage reads it) with a small event budget: a generated run takes
     // thousands of events, and a candidate that never goes idle must not fill memory with its
     // trace before the budget calls it a liveness failure.
-    return run_on_sim(std::get<Scenario>(loaded), profile, std::nullopt, sim::Trace::Mode::full,
-                      kFuzzEventsMax);
+    return run_on_sim(
+        std::get<Scenario>(loaded), profile, std::nullopt, sim::Trace::Mode::full, kFuzzEventsMax);
 }
 
 std::string failure_signature(const RunOutcome& outcome) {
@@ -861,9 +862,15 @@ ShrinkResult shrink_scenario(const json& failing,
 }
 
 const std::vector<std::string>& fuzz_fault_kinds() {
-    static const std::vector<std::string> kinds = {
-        "partial_send", "reset",       "close",          "stall", "latency",
-        "bandwidth",    "thread_exit", "half_open_scan", "script"};
+    static const std::vector<std::string> kinds = {"partial_send",
+                                                   "reset",
+                                                   "close",
+                                                   "stall",
+                                                   "latency",
+                                                   "bandwidth",
+                                                   "thread_exit",
+                                                   "half_open_scan",
+                                                   "script"};
     return kinds;
 }
 

@@ -197,6 +197,20 @@ std::string missing(const std::map<std::string, std::uint64_t>& seen,
     return out.empty() ? "none" : out;
 }
 
+/// "label a=1 b=0 …" over every item of `all`, in that order.
+void print_counts(const char* label,
+                  const std::vector<std::string>& all,
+                  const std::map<std::string, std::uint64_t>& counts) {
+    std::printf("%s", label);
+    for (const std::string& item : all) {
+        const auto found = counts.find(item);
+        std::printf(" %s=%llu",
+                    item.c_str(),
+                    static_cast<unsigned long long>(found == counts.end() ? 0 : found->second));
+    }
+    std::printf("\n");
+}
+
 void print_progress(const Progress& total, double seconds, bool tty, bool final) {
     const double rate = seconds > 0 ? static_cast<double>(total.runs) / seconds : 0;
     std::ostringstream line;
@@ -217,7 +231,8 @@ int fuzz_command(const FuzzOptions& options) {
     for (const std::string& family : options.families) {
         const auto& known = conformance::fuzz_families();
         if (std::find(known.begin(), known.end(), family) == known.end()) {
-            std::cerr << "faultline: unknown family \"" << family << "\" (send, accept, smtp)\n";
+            std::cerr << "faultline: unknown family \"" << family << "\" ("
+                      << conformance::fuzz_family_list() << ")\n";
             return 2;
         }
     }
@@ -394,23 +409,10 @@ int fuzz_command(const FuzzOptions& options) {
         seconds,
         seconds > 0 ? static_cast<double>(total.runs) / seconds : 0.0,
         static_cast<unsigned long long>(total.failures));
-    std::printf("fault kinds scheduled:");
-    for (const std::string& kind : conformance::fuzz_fault_kinds()) {
-        const auto found = total.coverage.faults.find(kind);
-        std::printf(" %s=%llu",
-                    kind.c_str(),
-                    static_cast<unsigned long long>(
-                        found == total.coverage.faults.end() ? 0 : found->second));
-    }
-    std::printf("\ncompletion paths taken:");
-    for (const std::string& path : conformance::fuzz_completion_paths()) {
-        const auto found = total.coverage.paths.find(path);
-        std::printf(" %s=%llu",
-                    path.c_str(),
-                    static_cast<unsigned long long>(
-                        found == total.coverage.paths.end() ? 0 : found->second));
-    }
-    std::printf("\nnever fired: faults %s; paths %s\n",
+    print_counts("fault kinds scheduled:", conformance::fuzz_fault_kinds(), total.coverage.faults);
+    print_counts(
+        "completion paths taken:", conformance::fuzz_completion_paths(), total.coverage.paths);
+    std::printf("never fired: faults %s; paths %s\n",
                 missing(total.coverage.faults, conformance::fuzz_fault_kinds()).c_str(),
                 missing(total.coverage.paths, conformance::fuzz_completion_paths()).c_str());
     for (const json& finding : total.findings) {

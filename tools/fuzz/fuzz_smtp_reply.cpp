@@ -44,15 +44,10 @@ void drain(ReplyParser& parser, Parsed& parsed) {
 Parsed parse(ReplyMode mode, std::string_view bytes, std::uint8_t seed, bool chunked) {
     ReplyParser parser(mode);
     Parsed parsed;
-    std::size_t offset = 0;
-    for (std::size_t index = 0; offset < bytes.size(); ++index) {
-        const std::size_t take =
-            chunked ? std::min(faultline::fuzz::chunk_size(seed, index), bytes.size() - offset)
-                    : bytes.size();
-        parser.feed(bytes.substr(offset, take));
-        offset += take;
+    faultline::fuzz::feed_pieces(bytes, seed, chunked, [&](std::string_view piece) {
+        parser.feed(piece);
         drain(parser, parsed);
-    }
+    });
     drain(parser, parsed);
     parsed.buffered = parser.buffered_bytes();
     return parsed;

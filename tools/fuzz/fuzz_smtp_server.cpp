@@ -125,14 +125,8 @@ std::vector<std::string> run_parsers(BareLineFeedPolicy policy,
                                      std::uint8_t seed,
                                      bool chunked) {
     ParserDriver driver(policy);
-    std::size_t offset = 0;
-    for (std::size_t index = 0; offset < bytes.size(); ++index) {
-        const std::size_t take =
-            chunked ? std::min(faultline::fuzz::chunk_size(seed, index), bytes.size() - offset)
-                    : bytes.size();
-        driver.feed(bytes.substr(offset, take));
-        offset += take;
-    }
+    faultline::fuzz::feed_pieces(
+        bytes, seed, chunked, [&driver](std::string_view piece) { driver.feed(piece); });
     return driver.finish();
 }
 

@@ -2,6 +2,7 @@
 // input that caused it) and the split points a target derives from its input.
 #pragma once
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
@@ -40,6 +41,18 @@ inline Framed frame(const std::uint8_t* data, std::size_t size) {
 /// Chunk sizes 1..16 cycling from `seed`, so one input is also tried fed in pieces.
 inline std::size_t chunk_size(std::uint8_t seed, std::size_t index) {
     return 1 + ((seed + index * 7U) % 16U);
+}
+
+/// Calls `feed(piece)` with `bytes` whole, or (chunked) in pieces of chunk_size(seed, i) bytes.
+template <typename Feed>
+void feed_pieces(std::string_view bytes, std::uint8_t seed, bool chunked, Feed&& feed) {
+    std::size_t offset = 0;
+    for (std::size_t index = 0; offset < bytes.size(); ++index) {
+        const std::size_t rest = bytes.size() - offset;
+        const std::size_t take = chunked ? std::min(chunk_size(seed, index), rest) : rest;
+        feed(bytes.substr(offset, take));
+        offset += take;
+    }
 }
 
 }  // namespace faultline::fuzz

@@ -33,6 +33,15 @@ inline const std::vector<std::string>& fuzz_families() {
     return families;
 }
 
+/// The families as one line for messages: "send, accept, smtp".
+inline std::string fuzz_family_list() {
+    std::string list;
+    for (const std::string& family : fuzz_families()) {
+        list += (list.empty() ? "" : ", ") + family;
+    }
+    return list;
+}
+
 /// The scenario for (family, seed). Throws std::invalid_argument for an unknown family.
 [[nodiscard]] nlohmann::json generate_scenario(const std::string& family, std::uint64_t seed);
 
