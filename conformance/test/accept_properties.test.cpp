@@ -28,6 +28,7 @@
 #include <vector>
 
 #include "echo_server/echo_workload.h"
+#include "rc_support.h"
 #include "faultline/conformance/run.h"
 #include "faultline/model/accept_loop.h"
 #include "faultline/model/socket.h"
@@ -429,22 +430,25 @@ std::string describe(const EchoPlan& plan) {
 void check_echo(bool real) {
     conformance::install_throwing_assert_handler();
     const EchoPlan plan = generate_echo(real);
-    RC_LOG() << describe(plan) << "\n";
+    const std::string description = describe(plan);
+    RC_LOG() << description << "\n";
     const model::Profile profile = plan.documented ? model::kDocumented : model::kDotnetUnix;
-    examples::EchoWorkloadResult result;
-    if (real) {
-        real::RealTransport transport;
-        result = examples::run_echo_workload(transport, profile, plan.clients, seconds(20));
-        RC_ASSERT(transport.join_threads(seconds(10)));
-        RC_ASSERT(transport.take_exception() == nullptr);
-    } else {
-        World world(plan.options);
-        world.spawn("main", [&] {
-            result = examples::run_echo_workload(world, profile, plan.clients, seconds(60));
-        });
-        RC_ASSERT(world.run_until_idle());
-    }
-    check_echo_outcomes(plan, result, profile);
+    test::report_failure_as_it_happens(description, [&] {
+        examples::EchoWorkloadResult result;
+        if (real) {
+            real::RealTransport transport;
+            result = examples::run_echo_workload(transport, profile, plan.clients, seconds(20));
+            RC_ASSERT(transport.join_threads(seconds(10)));
+            RC_ASSERT(transport.take_exception() == nullptr);
+        } else {
+            World world(plan.options);
+            world.spawn("main", [&] {
+                result = examples::run_echo_workload(world, profile, plan.clients, seconds(60));
+            });
+            RC_ASSERT(world.run_until_idle());
+        }
+        check_echo_outcomes(plan, result, profile);
+    });
 }
 
 RC_GTEST_PROP(EchoPropertySim, EchoesExactlyOrReportsAnError, ()) { check_echo(false); }

@@ -8,6 +8,7 @@
 #include <rapidcheck.h>
 #include <rapidcheck/gtest.h>
 
+#include "rc_support.h"
 #include "faultline/conformance/run.h"
 #include "faultline/conformance/scenario.h"
 
@@ -82,8 +83,10 @@ void check_send_all(bool real) {
         report += failure + "\n";
     }
     RC_LOG() << report;
-    RC_ASSERT(outcome.status == RunStatus::passed);
-    RC_ASSERT(report.empty());
+    test::report_failure_as_it_happens(scenario.name + "\n" + report, [&] {
+        RC_ASSERT(outcome.status == RunStatus::passed);
+        RC_ASSERT(report.empty());
+    });
 }
 
 RC_GTEST_PROP(SendAllSim, DeliversEveryByteInOrderOrReportsTheError, ()) { check_send_all(false); }
