@@ -39,6 +39,13 @@ check fuzz_bad_family 2 'unknown family "mail"' -- "$cli" fuzz --runs 1 --family
 check fuzz_both_budgets 2 'not both' -- "$cli" fuzz --runs 1 --seconds 1
 if [ -z "$(ls -A "$fuzz_out")" ]; then echo "ok   fuzz_no_findings"; else echo "FAIL fuzz wrote findings"; ls "$fuzz_out"; failures=$((failures + 1)); fi
 rm -rf "$fuzz_out"
+record_out=$(mktemp -d)
+check record_one 0 'replay on sim observed the same.*' -- "$cli" run "$src/scenarios/smtp/m32_seed_example.json" --transport real --record "$record_out/m32_rec.json"
+check record_replays 0 ' passed, 0 failed' -- "$cli" run "$record_out/m32_rec.json" --transport sim
+check record_folder 0 '2 recorded: 2 replay the same on sim' -- "$cli" run "$src/scenarios/send/s09_partial_completion.json" "$src/scenarios/accept/a04_success_result_fields.json" --transport real --record "$record_out/folder"
+check record_needs_real 2 '--record records real runs' -- "$cli" run "$src/scenarios/send/s09_partial_completion.json" --record "$record_out/x.json"
+check record_one_file 2 'names one file' -- "$cli" run "$src/scenarios/send" --transport real --record "$record_out/x.json"
+rm -rf "$record_out"
 check smtp_bad_script 2 'smtp_script_bad.json: /steps/RCPT/colour: unknown key "colour"' -- "$cli" smtp-server --listen 127.0.0.1:0 --script "$data/smtp_script_bad.json" --max-seconds 1
 
 # smtp-server end to end: a scripted per-recipient 550, the message recorded with dot-stuffing

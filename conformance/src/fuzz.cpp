@@ -16,7 +16,7 @@ namespace {
 
 using json = nlohmann::json;
 
-constexpr const char* kVersion = "0.1.0";
+constexpr const char* kVersion = FAULTLINE_VERSION_STRING;
 constexpr std::string_view kRefusedByLoader = "scenario refused by the loader: ";
 constexpr std::uint64_t kFuzzEventsMax = 2'000'000;
 

@@ -1,5 +1,7 @@
 #include "faultline/conformance/real_faults.h"
 
+#include <algorithm>
+
 namespace faultline::conformance {
 
 using model::ConnectionId;
@@ -31,6 +33,7 @@ std::optional<std::string> RealFaults::unsupported_reason(const std::vector<sim:
                 return "a half-open scan never reaches accept on Linux: the kernel keeps the "
                        "embryonic connection in its SYN queue and drops it on the RST";
             case sim::FaultKind::partial_send:
+            case sim::FaultKind::would_block:
             case sim::FaultKind::reset:
             case sim::FaultKind::close:
             case sim::FaultKind::stall: break;
@@ -167,7 +170,25 @@ std::span<const std::byte> RealFaults::shape_send(End& end, ConnectionId connect
     return bytes.first(cap);
 }
 
-void RealFaults::after_send(ConnectionId connection, std::size_t bytes) {
+void RealFaults::note_would_block(End& end) {
+    const std::uint64_t call = end.send_calls + 1;
+    if (end.would_block_noted == call) {
+        return;  // one hold-back per call, however often it was tried
+    }
+    end.would_block_noted = call;
+    if (end.pair == UINT32_MAX) {
+        ++seam_.unpaired_partial_sends;
+        return;
+    }
+    seam_.would_blocks.push_back({end.side, end.pair, call});
+}
+
+RealFaults::Seam RealFaults::seam() const {
+    std::unique_lock lock(mutex_);
+    return seam_;
+}
+
+void RealFaults::after_send(ConnectionId connection, std::size_t bytes, std::size_t asked) {
     std::unique_lock lock(mutex_);
     auto found = ends_.find(key(connection));
     if (found == ends_.end()) {
@@ -176,6 +197,16 @@ void RealFaults::after_send(ConnectionId connection, std::size_t bytes) {
     End& end = found->second;
     ++end.send_calls;
     end.sent += bytes;
+    ++seam_.send_calls;
+    seam_.largest_send = std::max(seam_.largest_send, bytes);
+    seam_.largest_total = std::max(seam_.largest_total, end.sent);
+    if (bytes < asked) {
+        if (end.pair == UINT32_MAX) {
+            ++seam_.unpaired_partial_sends;
+        } else {
+            seam_.partial_sends.push_back({end.side, end.pair, end.send_calls, asked, bytes});
+        }
+    }
     for (const sim::Fault& fault : faults_) {
         if (matches(fault, end) && fault.kind == sim::FaultKind::reset && fault.after_bytes &&
             end.sent >= *fault.after_bytes) {
@@ -191,15 +222,33 @@ model::Result<std::size_t> RealFaults::try_send(ConnectionId connection,
         std::unique_lock lock(mutex_);
         auto found = ends_.find(key(connection));
         if (found != ends_.end()) {
-            if (found->second.killed) {
-                return found->second.killed_send_error;
+            End& end = found->second;
+            if (end.killed) {
+                return end.killed_send_error;
             }
-            shaped = shape_send(found->second, connection, bytes);
+            if (!bytes.empty() && end.would_block_call != end.send_calls + 1) {
+                for (const sim::Fault& fault : faults_) {
+                    if (fault.kind == sim::FaultKind::would_block && matches(fault, end) &&
+                        fault.on_send && *fault.on_send == end.send_calls + 1) {
+                        end.would_block_call = end.send_calls + 1;
+                        note_would_block(end);
+                        return NetErrc::would_block;
+                    }
+                }
+            }
+            shaped = shape_send(end, connection, bytes);
         }
     }
     model::Result<std::size_t> sent = transport_.try_send(connection, shaped);
-    if (sent) {
-        after_send(connection, sent.value());
+    if (!sent && sent.error() == NetErrc::would_block && !bytes.empty()) {
+        std::unique_lock lock(mutex_);
+        auto found = ends_.find(key(connection));
+        if (found != ends_.end()) {
+            note_would_block(found->second);  // the kernel's: its buffer was full
+        }
+    }
+    if (sent && !bytes.empty()) {
+        after_send(connection, sent.value(), bytes.size());
     }
     return sent;
 }
@@ -220,10 +269,10 @@ void RealFaults::async_send(ConnectionId connection, std::span<const std::byte> 
         }
     }
     transport_.async_send(connection, shaped,
-                          [this, connection, handler = std::move(handler)](std::error_code error,
-                                                                           std::size_t sent) {
+                          [this, connection, asked = bytes.size(),
+                           handler = std::move(handler)](std::error_code error, std::size_t sent) {
                               if (!error) {
-                                  after_send(connection, sent);
+                                  after_send(connection, sent, asked);
                               }
                               handler(error, sent);
                           });

@@ -3,6 +3,7 @@
 
 #include "faultline/conformance/harness.h"
 #include "faultline/conformance/real_faults.h"
+#include "faultline/conformance/record.h"
 #include "faultline/conformance/run.h"
 
 namespace faultline::conformance {
@@ -37,9 +38,8 @@ std::optional<std::string> real_limit(const Scenario& scenario) {
     return std::nullopt;
 }
 
-}  // namespace
-
-RunOutcome run_on_real(const Scenario& scenario, const std::string& profile_name) {
+RunOutcome run_real(const Scenario& scenario, const std::string& profile_name,
+                    RealRecording* recording) {
     RunOutcome outcome;
     outcome.scenario = scenario.name;
     outcome.path = scenario.path;
@@ -68,6 +68,21 @@ RunOutcome run_on_real(const Scenario& scenario, const std::string& profile_name
     if (auto probe = transport->listen(model::Endpoint::loopback(0), 1)) {
         options.refused_endpoint = transport->local_endpoint(probe.value());
         transport->close(probe.value());
+    }
+    std::mutex recording_mutex;
+    if (recording != nullptr) {
+        options.observe = [&](const std::string& pointer, const Observation& observation) {
+            std::unique_lock lock(recording_mutex);
+            recording->steps[pointer] = observation;
+        };
+        options.completion = [&](const std::string& what) {
+            std::unique_lock lock(recording_mutex);
+            recording->completion_order.push_back(what);
+        };
+        options.schedule = [&](const std::string& event) {
+            std::unique_lock lock(recording_mutex);
+            recording->schedule.push_back(event);
+        };
     }
     Harness<RealFaults> harness(faults, scenario, *profile, options);
 
@@ -103,11 +118,26 @@ RunOutcome run_on_real(const Scenario& scenario, const std::string& profile_name
     for (const std::string& failure : harness.failures()) {
         outcome.failures.push_back(failure);
     }
+    if (recording != nullptr) {
+        recording->seam = faults.seam();
+    }
     transport.reset();
     outcome.status = outcome.failures.empty() ? RunStatus::passed : RunStatus::failed;
     outcome.wall_ms =
         std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started).count();
     return outcome;
+}
+
+}  // namespace
+
+RunOutcome run_on_real(const Scenario& scenario, const std::string& profile) {
+    return run_real(scenario, profile, nullptr);
+}
+
+RunOutcome record_on_real(const Scenario& scenario, const std::string& profile,
+                          RealRecording& recording) {
+    recording = RealRecording{};
+    return run_real(scenario, profile, &recording);
 }
 
 }  // namespace faultline::conformance

@@ -25,6 +25,7 @@ constexpr std::size_t kThreadsMax = 64;
 constexpr std::size_t kSocketsMax = 16;
 constexpr std::size_t kSegmentsMax = 64;
 constexpr std::size_t kFaultsMax = 256;
+constexpr std::size_t kRecordedStepsMax = 10'000;
 constexpr std::size_t kFileBytesMax = 4 * 1024 * 1024;
 
 struct Position {
@@ -168,7 +169,9 @@ const std::map<std::string, std::vector<std::string>>& key_table() {
         {"scenario",
          {"schema_version", "name", "description", "clauses", "profiles", "transports", "seed",
           "network", "sockets", "connect", "peer", "faults", "swarm", "threads", "expect",
-          "smtp"}},
+          "smtp", "recorded"}},
+        {"recorded",
+         {"transport", "profile", "faultline", "source", "steps", "completion_order", "schedule"}},
         {"smtp", {"server", "clients"}},
         {"smtp_client",
          {"to", "host", "port", "timeout_ms", "date", "credentials", "enable_ssl",
@@ -848,7 +851,7 @@ void parse_fault(const json& value, const std::string& pointer, Scenario& scenar
     const std::string kind =
         get_choice(value["kind"], pointer + "/kind",
                    {"partial_send", "reset", "close", "stall", "latency", "bandwidth",
-                    "thread_exit", "half_open_scan"});
+                    "thread_exit", "half_open_scan", "would_block"});
     auto integer = [&](const char* key, std::int64_t low, std::int64_t high) {
         return get_integer(value[key], pointer + "/" + key, low, high);
     };
@@ -891,7 +894,8 @@ void parse_fault(const json& value, const std::string& pointer, Scenario& scenar
         {"partial_send", sim::FaultKind::partial_send}, {"reset", sim::FaultKind::reset},
         {"close", sim::FaultKind::close},               {"stall", sim::FaultKind::stall},
         {"latency", sim::FaultKind::latency},           {"bandwidth", sim::FaultKind::bandwidth},
-        {"half_open_scan", sim::FaultKind::half_open_scan}};
+        {"half_open_scan", sim::FaultKind::half_open_scan},
+        {"would_block", sim::FaultKind::would_block}};
     fault.kind = kKinds.at(kind);
     if (value.contains("thread") || value.contains("after_step")) {
         fail(pointer, "\"thread\"/\"after_step\" belong to thread_exit");
@@ -944,6 +948,11 @@ void parse_fault(const json& value, const std::string& pointer, Scenario& scenar
             }
             if (fault.at || fault.after_bytes) {
                 fail(pointer, "partial_send is triggered by \"on_send\" (or every send)");
+            }
+            break;
+        case sim::FaultKind::would_block:
+            if (!fault.on_send || fault.at || fault.after_bytes || value.contains("bytes")) {
+                fail(pointer, "would_block needs \"on_send\" and nothing else to trigger it");
             }
             break;
         case sim::FaultKind::reset:
@@ -1046,6 +1055,55 @@ void check_smtp_references(Scenario& scenario, Step& step, const std::set<std::s
     if (sends && step.message != "null" && messages.count(step.message) == 0) {
         fail(step.pointer + "/message", "no mail_new creates \"" + step.message + "\"");
     }
+}
+
+Recording parse_recording(const json& value, const std::string& pointer) {
+    check_object(value, pointer, "recorded");
+    for (const char* required : {"profile", "steps"}) {
+        if (!value.contains(required)) {
+            fail(pointer, std::string("missing required key \"") + required + "\"");
+        }
+    }
+    Recording recording;
+    if (value.contains("transport")) {
+        recording.transport = get_choice(value["transport"], pointer + "/transport", {"real"});
+    }
+    recording.profile =
+        get_choice(value["profile"], pointer + "/profile", {"documented", "dotnet-unix"});
+    if (value.contains("faultline")) {
+        recording.faultline = get_string(value["faultline"], pointer + "/faultline", 64);
+    }
+    if (value.contains("source")) {
+        recording.source = get_string(value["source"], pointer + "/source", 1024);
+    }
+    const json& steps = value["steps"];
+    if (!steps.is_object() || steps.size() > kRecordedStepsMax) {
+        fail(pointer + "/steps", "expected an object of at most " +
+                                     std::to_string(kRecordedStepsMax) + " step observations");
+    }
+    for (const auto& item : steps.items()) {
+        const std::string at = pointer + "/steps/" + escape_pointer_token(item.key());
+        if (item.key().rfind("/threads/", 0) != 0) {
+            fail(at, "keys are JSON pointers of steps, like /threads/0/steps/1");
+        }
+        recording.steps[item.key()] = parse_expectation(item.value(), at);
+    }
+    if (value.contains("completion_order")) {
+        recording.completion_order = get_strings(value["completion_order"],
+                                                 pointer + "/completion_order", kRecordedStepsMax);
+    }
+    if (value.contains("schedule")) {
+        recording.schedule = get_strings(value["schedule"], pointer + "/schedule",
+                                         2 * kRecordedStepsMax);
+        for (std::size_t i = 0; i < recording.schedule->size(); ++i) {
+            const std::string& event = (*recording.schedule)[i];
+            if (event.size() < 2 || (event[0] != '+' && event[0] != '-')) {
+                fail(pointer + "/schedule/" + std::to_string(i),
+                     "expected \"+\" or \"-\" and a step pointer");
+            }
+        }
+    }
+    return recording;
 }
 
 Scenario parse_scenario(const json& root, const std::string& path) {
@@ -1270,6 +1328,34 @@ Scenario parse_scenario(const json& root, const std::string& path) {
             }
         } else {
             scenario.expect["*"] = parse_global(expect, "/expect");
+        }
+    }
+    if (root.contains("recorded")) {
+        scenario.recorded = parse_recording(root["recorded"], "/recorded");
+        if (std::find(scenario.profiles.begin(), scenario.profiles.end(),
+                      scenario.recorded->profile) == scenario.profiles.end()) {
+            fail("/recorded/profile", "the recorded profile is not among the scenario's profiles");
+        }
+        std::set<std::string> pointers;
+        for (const ThreadSpec& thread : scenario.threads) {
+            for (const Step& step : thread.steps) {
+                pointers.insert(step.pointer);
+                pointers.insert(step.pointer + "/callback_expect");
+            }
+        }
+        if (scenario.recorded->schedule) {
+            for (std::size_t i = 0; i < scenario.recorded->schedule->size(); ++i) {
+                const std::string step = (*scenario.recorded->schedule)[i].substr(1);
+                if (pointers.count(step) == 0 || step.find("/callback_expect") != std::string::npos) {
+                    fail("/recorded/schedule/" + std::to_string(i), "no step at " + step);
+                }
+            }
+        }
+        for (const auto& [pointer, expectation] : scenario.recorded->steps) {
+            static_cast<void>(expectation);
+            if (pointers.count(pointer) == 0) {
+                fail("/recorded/steps/" + escape_pointer_token(pointer), "no step at " + pointer);
+            }
         }
     }
     return scenario;

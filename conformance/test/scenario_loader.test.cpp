@@ -100,6 +100,7 @@ TEST(ScenarioLoader, SchemaAndLoaderAcceptTheSameKeys) {
         {"smtp_script", schema["$defs"]["smtp_script"]},
         {"smtp_reply_step", schema["$defs"]["smtp_reply_step"]},
         {"smtp_script_steps", schema["$defs"]["smtp_script_steps"]},
+        {"recorded", schema["$defs"]["recorded"]},
     };
     for (const auto& [kind, keys] : accepted_keys()) {
         ASSERT_TRUE(objects.count(kind) != 0) << kind;

@@ -176,6 +176,7 @@ struct World::Conn {
     std::uint64_t acked = 0;
     std::uint64_t received_total = 0;
     std::uint64_t send_calls = 0;
+    std::uint64_t would_block_call = 0;  // the call a would_block fault last held back
     TimePoint link_free{};
     TimePoint last_arrival{};
     std::uint32_t epoch = 0;
@@ -1172,6 +1173,18 @@ model::Result<std::size_t> World::try_send(ConnectionId connection,
     Conn& sender = conn(connection);
     FAULTLINE_ASSERT(sender.app_open);
     FAULTLINE_ASSERT(!sender.send.active);  // no immediate attempt beside an async one
+    if (!bytes.empty() && !sender.dead && sender.would_block_call != sender.send_calls + 1) {
+        for (const Fault& fault : options_.faults) {
+            if (fault.kind == FaultKind::would_block && fault_matches(fault, sender) &&
+                fault.on_send && *fault.on_send == sender.send_calls + 1) {
+                sender.would_block_call = sender.send_calls + 1;
+                trace_event("fault", {{"kind", "would_block"},
+                                      {"conn", sender.index + 1},
+                                      {"call", sender.send_calls + 1}});
+                return NetErrc::would_block;
+            }
+        }
+    }
     return take_bytes(sender, bytes);
 }
 
@@ -1418,6 +1431,7 @@ void World::arm_timed_faults() {
                     case FaultKind::close: inject_close(*end, "at"); break;
                     case FaultKind::stall: inject_stall(*end, due.duration, "at"); break;
                     case FaultKind::partial_send:  // the loader rejects a timed partial send
+                    case FaultKind::would_block:
                     case FaultKind::half_open_scan:
                     case FaultKind::latency:
                     case FaultKind::bandwidth: break;

@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "faultline/conformance/record.h"
 #include "faultline/conformance/run.h"
 #include "faultline/model/profile.h"
 #include "fuzz_command.h"
@@ -34,6 +35,11 @@ const char* const kUsage = R"(usage: faultline <command> [options]
 commands:
   run PATH... [--transport sim|real|all] [--profile P] [--seed N] [--trace FILE] [--junit FILE]
       Run scenario files or folders; one line per scenario x transport x profile, then a summary.
+  run PATH... --transport real --record OUT [--profile P]
+      Record each scenario's real run (one profile: P or its first) as a scenario for sim: the
+      kernel's partial sends as faults, every step's observation as "recorded". OUT is a .json
+      file for one scenario, else a folder. Each recording is replayed on sim at once; exit 1
+      when a real run failed or a replay diverged.
   replay FILE [--profile P] [--seed N] [--trace FILE]
       Run one scenario on sim and print its timeline.
   validate PATH...
@@ -62,6 +68,7 @@ struct Options {
     std::optional<std::uint64_t> seed;
     std::optional<std::string> trace_file;
     std::optional<std::string> junit_file;
+    std::optional<std::string> record;
     int runs = 3;
 };
 
@@ -106,6 +113,8 @@ Options parse_options(const std::vector<std::string>& args) {
             options.trace_file = value();
         } else if (arg == "--junit") {
             options.junit_file = value();
+        } else if (arg == "--record") {
+            options.record = value();
         } else if (arg == "--runs") {
             options.runs = static_cast<int>(std::min<std::uint64_t>(parse_number(value(), "runs"), 1000));
             if (options.runs < 2) {
@@ -236,9 +245,71 @@ void print_outcome(const RunOutcome& outcome) {
     }
 }
 
+/// run --transport real --record OUT: record, write, replay on sim, report.
+int command_record(const Options& options, const std::vector<Scenario>& scenarios, bool loaded) {
+    const std::string& out = *options.record;
+    const bool one_file = std::filesystem::path(out).extension() == ".json";
+    if (one_file && scenarios.size() > 1) {
+        usage_error("--record " + out + " names one file; give a folder to record " +
+                    std::to_string(scenarios.size()) + " scenarios");
+    }
+    std::size_t same = 0;
+    std::size_t diverged = 0;
+    std::size_t failed = 0;
+    std::size_t skipped = 0;
+    for (const Scenario& scenario : scenarios) {
+        const std::vector<std::string> profiles = profiles_for(scenario, options);
+        if (profiles.empty()) {
+            continue;
+        }
+        const std::string& profile = profiles.front();
+        const std::string path =
+            one_file ? out : (std::filesystem::path(out) / (scenario.name + ".json")).string();
+        const auto run = faultline::conformance::record_and_replay(scenario, profile, path);
+        print_outcome(run.real);
+        if (run.real.status == RunStatus::not_applicable) {
+            ++skipped;
+            continue;
+        }
+        failed += run.real.status == RunStatus::failed ? 1U : 0U;
+        if (run.written.empty() || !run.error.empty()) {
+            ++diverged;
+            std::printf("      not recorded: %s\n", run.error.c_str());
+            continue;
+        }
+        if (run.replay.status == RunStatus::passed) {
+            ++same;
+            std::printf("      recorded %s; replay on sim observed the same (hash %s)\n",
+                        path.c_str(), run.replay.trace_hash.c_str());
+        } else {
+            ++diverged;
+            std::printf("      recorded %s; replay on sim DIVERGED:\n", path.c_str());
+            for (const std::string& failure : run.replay.failures) {
+                std::printf("        %s\n", failure.c_str());
+            }
+        }
+        std::fflush(stdout);
+    }
+    std::printf("\n%zu recorded: %zu replay the same on sim, %zu diverged or not recorded, "
+                "%zu real runs failed, %zu not applicable\n",
+                same + diverged, same, diverged, failed, skipped);
+    if (!loaded) {
+        return kExitUsage;
+    }
+    return diverged > 0 || failed > 0 ? kExitFailed : kExitPassed;
+}
+
 int command_run(const Options& options) {
     if (options.paths.empty()) {
         usage_error("run needs at least one PATH");
+    }
+    if (options.record) {
+        if (options.transport != "real") {
+            usage_error("--record records real runs: add --transport real");
+        }
+        std::vector<Scenario> scenarios;
+        const bool loaded = load_all(options.paths, scenarios);
+        return command_record(options, scenarios, loaded);
     }
     std::vector<Scenario> scenarios;
     const bool loaded = load_all(options.paths, scenarios);

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cstdio>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -247,10 +248,12 @@ public:
     /// The whole run. Call it on a logical thread of the transport; it blocks until the
     /// scenario's threads finish and the run settles.
     void run() {
+        plan_recorded_schedule();
         if (set_up()) {
             run_threads();
         }
         settle();
+        check_completion_order();
     }
 
     [[nodiscard]] const std::vector<std::string>& failures() const { return failures_; }
@@ -325,6 +328,7 @@ private:
 
     /// One SocketAsyncEventArgs of the scenario, with what the oracle needs to know about it.
     struct ArgsRecord {
+        std::string name;
         std::shared_ptr<model::SocketAsyncEventArgs<T>> args;
         std::shared_ptr<model::Socket<T>> supplied;  // the last AcceptSocket the steps set
         int true_returns = 0;                        // guarded by ops_mutex_
@@ -349,6 +353,168 @@ private:
     void record(std::string_view name, const std::string& detail) {
         if (options_.record) {
             options_.record(name, detail);
+        }
+    }
+
+    /// "/threads/T/steps/S" as (T, S).
+    static std::optional<std::pair<std::size_t, std::size_t>> step_position(
+        const std::string& pointer) {
+        unsigned long thread = 0;
+        unsigned long step = 0;
+        int used = 0;
+        if (std::sscanf(pointer.c_str(), "/threads/%lu/steps/%lu%n", &thread, &step, &used) != 2 ||
+            static_cast<std::size_t>(used) != pointer.size()) {
+            return std::nullopt;
+        }
+        return std::pair<std::size_t, std::size_t>{thread, step};
+    }
+
+    /// When replaying a recording with a schedule: for every step, how many steps of each other
+    /// thread had started, then how many had ended, on the recorded run before it started (one
+    /// vector of 2 x threads counts). Empty otherwise.
+    void plan_recorded_schedule() {
+        if (!scenario_.recorded || !scenario_.recorded->schedule ||
+            scenario_.recorded->profile != profile_.name) {
+            return;
+        }
+        const std::size_t threads = scenario_.threads.size();
+        std::vector<std::size_t> started(threads, 0);
+        std::vector<std::size_t> ended(threads, 0);
+        for (const std::string& event : *scenario_.recorded->schedule) {
+            const auto position = step_position(event.substr(1));
+            if (!position || position->first >= threads) {
+                continue;
+            }
+            const std::size_t thread = position->first;
+            const std::size_t count = position->second + 1;
+            if (event[0] == '-') {
+                ended[thread] = std::max(ended[thread], count);
+                continue;
+            }
+            // Before this step: steps of other threads that had started, and that had ended.
+            std::vector<std::size_t> before = started;
+            before.insert(before.end(), ended.begin(), ended.end());
+            before[thread] = 0;  // its own thread is in order by itself
+            before[threads + thread] = 0;
+            schedule_before_[event.substr(1)] = std::move(before);
+            started[thread] = std::max(started[thread], count);
+        }
+        steps_started_.assign(threads, 0);
+        steps_ended_.assign(threads, 0);
+    }
+
+    /// Waits (within the wait budget) until every step that started, and every one that ended,
+    /// before this one started on the recorded run has done so here too: real threads'
+    /// interleaving, replayed at step granularity.
+    void follow_recorded_schedule(const std::string& pointer) {
+        const auto found = schedule_before_.find(pointer);
+        if (found == schedule_before_.end()) {
+            return;
+        }
+        const std::vector<std::size_t>& before = found->second;
+        std::unique_lock lock(threads_mutex_);
+        const bool followed = schedule_changed_.wait_until(
+            lock,
+            [&] {
+                const std::size_t threads = steps_ended_.size();
+                for (std::size_t t = 0; t < threads; ++t) {
+                    if (steps_started_[t] < before[t] || steps_ended_[t] < before[threads + t]) {
+                        return false;
+                    }
+                }
+                return true;
+            },
+            options_.wait_budget);
+        if (!followed) {
+            lock.unlock();
+            fail(pointer, "diverges from the recorded " + scenario_.recorded->transport +
+                              " run: the steps that started or ended before this one there did "
+                              "not here within the wait budget");
+        }
+    }
+
+    void step_started(const std::string& pointer) {
+        if (schedule_before_.empty()) {
+            return;
+        }
+        const auto position = step_position(pointer);
+        std::unique_lock lock(threads_mutex_);
+        if (position && position->first < steps_started_.size()) {
+            steps_started_[position->first] = position->second + 1;
+        }
+        schedule_changed_.notify();
+    }
+
+    void step_finished(const std::string& pointer) {
+        if (schedule_before_.empty()) {
+            return;
+        }
+        const auto position = step_position(pointer);
+        std::unique_lock lock(threads_mutex_);
+        if (position && position->first < steps_ended_.size()) {
+            steps_ended_[position->first] = position->second + 1;
+        }
+        schedule_changed_.notify();
+    }
+
+    /// A replay of a recording ran its completions in the recorded order.
+    void check_completion_order() {
+        if (!scenario_.recorded || !scenario_.recorded->completion_order ||
+            scenario_.recorded->profile != profile_.name) {
+            return;
+        }
+        std::unique_lock lock(failures_mutex_);
+        const std::vector<std::string>& expected = *scenario_.recorded->completion_order;
+        if (completion_order_ == expected) {
+            return;
+        }
+        std::size_t at = 0;
+        while (at < expected.size() && at < completion_order_.size() &&
+               expected[at] == completion_order_[at]) {
+            ++at;
+        }
+        const auto nth = [](const std::vector<std::string>& order, std::size_t i) {
+            return i < order.size() ? "\"" + order[i] + "\"" : std::string("nothing");
+        };
+        failures_.push_back("/recorded/completion_order: diverges from the recorded " +
+                            scenario_.recorded->transport + " run at completion " +
+                            std::to_string(at + 1) + ": recorded " + nth(expected, at) +
+                            ", this run " + nth(completion_order_, at));
+    }
+
+    /// A callback or Completed event ran: kept in order when the run is recorded or replays a
+    /// recording.
+    void completed(const std::string& what) {
+        if (options_.completion) {
+            options_.completion(what);
+        }
+        if (scenario_.recorded && scenario_.recorded->completion_order) {
+            std::unique_lock lock(failures_mutex_);
+            completion_order_.push_back(what);
+        }
+    }
+
+    /// The recording's observation for `pointer` when this run replays a recording under its
+    /// profile, else null.
+    const Expectation* recorded_at(const std::string& pointer) const {
+        if (!scenario_.recorded || scenario_.recorded->profile != profile_.name) {
+            return nullptr;
+        }
+        const auto found = scenario_.recorded->steps.find(pointer);
+        return found == scenario_.recorded->steps.end() ? nullptr : &found->second;
+    }
+
+    /// Hands the observation to the driver and compares it with the recording, if any.
+    void observed(const std::string& pointer, const Observation& observation) {
+        if (options_.observe) {
+            options_.observe(pointer, observation);
+        }
+        if (const Expectation* recorded = recorded_at(pointer)) {
+            const std::string difference = mismatch(*recorded, observation);
+            if (!difference.empty()) {
+                fail(pointer, "diverges from the recorded " + scenario_.recorded->transport +
+                                  " run: " + difference);
+            }
         }
     }
 
@@ -388,7 +554,16 @@ private:
 
     void run_thread(const ThreadSpec& spec) {
         for (const Step& step : spec.steps) {
+            follow_recorded_schedule(step.pointer);
+            step_started(step.pointer);
+            if (options_.schedule) {
+                options_.schedule("+" + step.pointer);
+            }
             execute(step);
+            if (options_.schedule) {
+                options_.schedule("-" + step.pointer);
+            }
+            step_finished(step.pointer);
             if (spec.exit_after_step && step.id == *spec.exit_after_step) {
                 record("thread_exit_fault", spec.name);
                 return;
@@ -453,6 +628,7 @@ private:
                 }, observation);
                 op->callback_observation = observation;
             }
+            completed(!op->id.empty() || op->step == nullptr ? op->id : op->step->pointer);
             ++op->callbacks;
             std::unique_lock lock(ops_mutex_);
             ops_changed_.notify();
@@ -685,6 +861,7 @@ private:
 
     void args_new(const Step& step) {
         auto record = std::make_shared<ArgsRecord>();
+        record->name = step.args;
         record->args = model::SocketAsyncEventArgs<T>::Create();
         std::weak_ptr<ArgsRecord> weak = record;
         record->args->AddCompleted([this, weak](const std::shared_ptr<model::Socket<T>>& sender,
@@ -696,6 +873,7 @@ private:
             if (e->SocketError() == model::SocketError::Success) {
                 record_accepted(e->AcceptSocket());
             }
+            completed(owner->name);
             std::unique_lock lock(ops_mutex_);
             ++owner->completions;
             owner->sender_mismatch = owner->sender_mismatch || sender != owner->listener;
@@ -949,6 +1127,7 @@ private:
             observation);
         observation.connected = owner->Connected();
         record("step_result", step.pointer + " " + observation.describe());
+        observed(step.pointer, observation);
         check_step(step.pointer, step.expect, observation, "");
     }
 
@@ -1141,6 +1320,7 @@ private:
             }
             views.push_back(std::move(view));
             if (op->callback_observation && op->step != nullptr) {
+                observed(op->step->pointer + "/callback_expect", *op->callback_observation);
                 check_step(op->step->pointer + "/callback_expect", op->step->callback_expect,
                            *op->callback_observation, "in callback: ");
             }
@@ -1217,11 +1397,16 @@ private:
     std::uint64_t begin_counter_ = 0;
     typename T::Mutex threads_mutex_;
     Condition<T> threads_done_{transport_};
+    Condition<T> schedule_changed_{transport_};              // guarded by threads_mutex_
+    std::map<std::string, std::vector<std::size_t>> schedule_before_;  // set before threads
+    std::vector<std::size_t> steps_started_;                 // per thread; threads_mutex_
+    std::vector<std::size_t> steps_ended_;                   // per thread; threads_mutex_
     std::size_t threads_finished_ = 0;
     std::size_t threads_exited_ = 0;
     std::mutex failures_mutex_;
     std::mutex begin_mutex_;
     std::vector<std::string> failures_;
+    std::vector<std::string> completion_order_;  // guarded by failures_mutex_
 };
 
 }  // namespace faultline::conformance

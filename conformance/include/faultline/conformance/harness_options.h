@@ -5,10 +5,15 @@
 
 #include <chrono>
 #include <functional>
+#include <string>
 #include <string_view>
 
 #include "faultline/model/transport.h"
 #include "faultline/model/types.h"
+
+namespace faultline::conformance {
+struct Observation;
+}
 
 namespace faultline::conformance {
 
@@ -21,6 +26,15 @@ struct HarnessOptions {
     model::Endpoint silent_endpoint{0x0afffff2U, 80};
     /// Records an API-level event in the run's trace (optional).
     std::function<void(std::string_view name, std::string_view detail)> record;
+    /// Receives every step's observation by JSON pointer (a callback's at
+    /// "<step>/callback_expect"), from the thread that made it (optional; must be thread-safe).
+    std::function<void(const std::string& pointer, const Observation& observation)> observe;
+    /// Receives each completion as it runs: a callback's operation id, a Completed event's args
+    /// name (optional; must be thread-safe). Recording keeps their order.
+    std::function<void(const std::string& what)> completion;
+    /// Receives "+<pointer>" as a step starts and "-<pointer>" as it ends (optional; must be
+    /// thread-safe). Recording keeps their order to replay how real threads interleaved.
+    std::function<void(const std::string& event)> schedule;
     /// Makes logical thread `thread` exit at virtual time `at` (sim only).
     std::function<void(model::ThreadId thread, model::Duration at)> schedule_thread_exit;
 };

@@ -27,6 +27,33 @@ public:
     RealFaults(const RealFaults&) = delete;
     RealFaults& operator=(const RealFaults&) = delete;
 
+    /// A send call that took fewer bytes than it was given (a scripted partial send or the
+    /// kernel's), as `run --record` writes it back as a sim partial_send fault.
+    struct PartialSend {
+        sim::Side side = sim::Side::client;
+        std::uint32_t pair = 0;   // connection, in connect order
+        std::uint64_t call = 0;   // the end's send calls that took bytes, 1-based
+        std::size_t asked = 0;
+        std::size_t took = 0;
+    };
+    /// An immediate send attempt that found no room (the kernel's or a would_block fault),
+    /// before the end's `call`th taking call; recorded as a sim would_block fault.
+    struct WouldBlock {
+        sim::Side side = sim::Side::client;
+        std::uint32_t pair = 0;
+        std::uint64_t call = 0;
+    };
+    /// What the transport seam saw, for recording.
+    struct Seam {
+        std::vector<PartialSend> partial_sends;  // in the order they happened
+        std::vector<WouldBlock> would_blocks;    // in the order they happened
+        std::uint64_t send_calls = 0;            // calls that took bytes, all ends
+        std::size_t largest_send = 0;            // most bytes one call took
+        std::uint64_t largest_total = 0;         // most bytes one end sent
+        std::uint64_t unpaired_partial_sends = 0;  // cuts and hold-backs on unnamed ends
+    };
+    [[nodiscard]] Seam seam() const;
+
     /// Why these faults cannot be realised on loopback, or nullopt if they can.
     [[nodiscard]] static std::optional<std::string> unsupported_reason(
         const std::vector<sim::Fault>& faults);
@@ -93,12 +120,15 @@ private:
         std::span<std::byte> held_buffer;
         model::IoHandler held_handler;
         bool swallow_abort = false;     // the outstanding receive was cancelled by a stall
+        std::uint64_t would_block_call = 0;   // the call a would_block fault last held back
+        std::uint64_t would_block_noted = 0;  // the call whose hold-back the seam noted
     };
 
     /// The span a send call may pass to the kernel, and whether the call must first reset.
     std::span<const std::byte> shape_send(End& end, model::ConnectionId connection,
                                           std::span<const std::byte> bytes);
-    void after_send(model::ConnectionId connection, std::size_t bytes);
+    void after_send(model::ConnectionId connection, std::size_t bytes, std::size_t asked);
+    void note_would_block(End& end);  // with mutex_ held
     void kill_other_end(model::ConnectionId connection);
     /// Drops the bookkeeping of an end the application closes; true if a fault already closed
     /// its socket (so the transport must not be asked again).
@@ -114,6 +144,7 @@ private:
     mutable std::mutex mutex_;
     std::map<std::uint32_t, End> ends_;
     std::uint32_t pairs_ = 0;
+    Seam seam_;  // guarded by mutex_
 };
 
 static_assert(model::Transport<RealFaults>);

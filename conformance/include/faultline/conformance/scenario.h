@@ -208,6 +208,21 @@ struct GlobalExpectation {
     std::optional<std::uint64_t> send_completed;   // SendCompleted events over all clients
 };
 
+/// What a real run observed, written by `run --transport real --record`: the same scenario on sim
+/// must observe the same (step results by JSON pointer, completions in order); the harness reports
+/// any difference as a divergence from the recording. The kernel's partial sends are in `faults`.
+struct Recording {
+    std::string transport = "real";
+    std::string profile;
+    std::string faultline;  // the version that recorded it
+    std::string source;     // the scenario file it was recorded from
+    std::map<std::string, Expectation> steps;  // "/threads/0/steps/2", ".../callback_expect"
+    std::optional<std::vector<std::string>> completion_order;  // callbacks and Completed events
+    /// "+<step pointer>" as a step started, "-<step pointer>" as it ended, in real order: a
+    /// replay holds each step until the steps that ended before it there have ended.
+    std::optional<std::vector<std::string>> schedule;
+};
+
 struct Scenario {
     std::string path;
     std::string name;
@@ -227,6 +242,7 @@ struct Scenario {
     std::vector<ThreadSpec> threads;
     std::map<std::string, GlobalExpectation> expect;  // by profile, "*" for all
     std::optional<SmtpSpec> smtp;
+    std::optional<Recording> recorded;
 };
 
 /// A loaded scenario, or the first error found ("file:line:col: /pointer: message").

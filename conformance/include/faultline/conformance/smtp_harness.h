@@ -118,6 +118,9 @@ public:
                 const HarnessOptions& options, FailFn fail, RecordFn record)
         : transport_(transport),
           spec_(*scenario.smtp),
+          recorded_(scenario.recorded && scenario.recorded->profile == profile.name
+                        ? &*scenario.recorded
+                        : nullptr),
           profile_(profile),
           options_(options),
           fail_(std::move(fail)),
@@ -436,7 +439,26 @@ private:
         std::unique_lock lock(shared_->mutex);
         ++record.accepted;
         sent_contents_.push_back(std::move(content));
+        follow_recorded_completions(step, record, lock);
         observation.completions = static_cast<int>(record.completions.size());
+    }
+
+    /// Replaying a recording: the real run counted this many SendCompleted events when the step
+    /// looked (its pool thread can finish a whole loopback transaction before SendAsync's caller
+    /// looks); wait, within the budget, until as many have come here, so the race replays the
+    /// way it went there.
+    void follow_recorded_completions(const Step& step, ClientRecord& record,
+                                     std::unique_lock<typename T::Mutex>& lock) {
+        if (recorded_ == nullptr) {
+            return;
+        }
+        const auto found = recorded_->steps.find(step.pointer);
+        if (found == recorded_->steps.end() || !found->second.completions) {
+            return;
+        }
+        const auto wanted = static_cast<std::size_t>(std::max(0, *found->second.completions));
+        static_cast<void>(shared_->changed.wait_until(
+            lock, [&] { return record.completions.size() >= wanted; }, options_.wait_budget));
     }
 
     void send(const Step& step, Observation& observation) {
@@ -476,6 +498,7 @@ private:
         }
         ++record.waited;
         const Completion completion = record.completions[index];
+        follow_recorded_completions(step, record, lock);
         observation.completions = static_cast<int>(record.completions.size());
         lock.unlock();
         observation.cancelled = completion.cancelled;
@@ -852,6 +875,7 @@ private:
 
     T& transport_;
     const SmtpSpec& spec_;
+    const Recording* recorded_;  // when replaying a recording under its profile
     const model::Profile profile_;
     const HarnessOptions& options_;
     FailFn fail_;

@@ -47,9 +47,12 @@ enum class FaultKind : std::uint8_t {
     latency,
     bandwidth,
     half_open_scan,
+    would_block,
 };
 
-/// A scripted fault. A half_open_scan sends SYN, answers the SYN-ACK with RST, against every open
+/// A scripted fault. A would_block makes `side`'s immediate send attempt before its `on_send`th
+/// taking call find no room once (the send goes pending, as on a real socket whose buffer was
+/// full); recordings of real runs use it. A half_open_scan sends SYN, answers the SYN-ACK with RST, against every open
 /// listener, `count` times from `at`. Otherwise `side` is the end where it acts: whose sends are cut (partial_send), whose
 /// sends count towards the trigger (reset: both ends are reset), which application closes
 /// (close) or stops reading (stall). `connection` is the pair index in connect order (all pairs
