@@ -433,26 +433,16 @@ private:
         }
     }
 
-    void step_started(const std::string& pointer) {
+    /// A step started (`counts` = steps_started_) or ended (steps_ended_) on a replay that
+    /// follows a recorded schedule.
+    void step_reached(const std::string& pointer, std::vector<std::size_t>& counts) {
         if (schedule_before_.empty()) {
             return;
         }
         const auto position = step_position(pointer);
         std::unique_lock lock(threads_mutex_);
-        if (position && position->first < steps_started_.size()) {
-            steps_started_[position->first] = position->second + 1;
-        }
-        schedule_changed_.notify();
-    }
-
-    void step_finished(const std::string& pointer) {
-        if (schedule_before_.empty()) {
-            return;
-        }
-        const auto position = step_position(pointer);
-        std::unique_lock lock(threads_mutex_);
-        if (position && position->first < steps_ended_.size()) {
-            steps_ended_[position->first] = position->second + 1;
+        if (position && position->first < counts.size()) {
+            counts[position->first] = position->second + 1;
         }
         schedule_changed_.notify();
     }
@@ -555,7 +545,7 @@ private:
     void run_thread(const ThreadSpec& spec) {
         for (const Step& step : spec.steps) {
             follow_recorded_schedule(step.pointer);
-            step_started(step.pointer);
+            step_reached(step.pointer, steps_started_);
             if (options_.schedule) {
                 options_.schedule("+" + step.pointer);
             }
@@ -563,7 +553,7 @@ private:
             if (options_.schedule) {
                 options_.schedule("-" + step.pointer);
             }
-            step_finished(step.pointer);
+            step_reached(step.pointer, steps_ended_);
             if (spec.exit_after_step && step.id == *spec.exit_after_step) {
                 record("thread_exit_fault", spec.name);
                 return;
