@@ -177,7 +177,7 @@ void RealFaults::note_would_block(End& end) {
     }
     end.would_block_noted = call;
     if (end.pair == UINT32_MAX) {
-        ++seam_.unpaired_partial_sends;
+        ++seam_.unpaired_cuts;
         return;
     }
     seam_.would_blocks.push_back({end.side, end.pair, call});
@@ -202,7 +202,7 @@ void RealFaults::after_send(ConnectionId connection, std::size_t bytes, std::siz
     seam_.largest_total = std::max(seam_.largest_total, end.sent);
     if (bytes < asked) {
         if (end.pair == UINT32_MAX) {
-            ++seam_.unpaired_partial_sends;
+            ++seam_.unpaired_cuts;
         } else {
             seam_.partial_sends.push_back({end.side, end.pair, end.send_calls, asked, bytes});
         }

@@ -89,10 +89,10 @@ json recorded_scenario(const json& source,
                        const std::string& name,
                        const std::string& profile,
                        const RealRecording& recording) {
-    if (recording.seam.unpaired_partial_sends != 0) {
+    if (recording.seam.unpaired_cuts != 0) {
         throw std::runtime_error(
             "the real run cut or held back " +
-            std::to_string(recording.seam.unpaired_partial_sends) +
+            std::to_string(recording.seam.unpaired_cuts) +
             " send(s) on a connection the recording cannot name (no client end in this run)");
     }
     json out = source;

@@ -403,7 +403,6 @@ struct Observed {
     model::TimePoint sent_at{};
     SecondSend second = SecondSend::not_tried;
     std::string second_exception;
-    model::TimePoint second_at{};
     bool ended_by_user = false;      // SendAsyncCancel or Dispose issued while in progress
     bool hung = false;               // no completion within the liveness budget
     bool late_after_cancel = false;  // no completion within the budget after cancel
@@ -524,7 +523,6 @@ void run_send(T& transport,
             // the call; on real a race is detected afterwards from the timestamps.
             const bool done = wait_first(transport, *recorder, *plan.second_send_at);
             if (!done && client.send_in_progress()) {
-                observed.second_at = transport.now();
                 try {
                     MessagePlan second;
                     second.body = "second";

@@ -50,7 +50,7 @@ public:
         std::uint64_t send_calls = 0;            // calls that took bytes, all ends
         std::size_t largest_send = 0;            // most bytes one call took
         std::uint64_t largest_total = 0;         // most bytes one end sent
-        std::uint64_t unpaired_partial_sends = 0;  // cuts and hold-backs on unnamed ends
+        std::uint64_t unpaired_cuts = 0;  // cuts and hold-backs on unnamed ends
     };
     [[nodiscard]] Seam seam() const;
 
