@@ -7,6 +7,7 @@
 #include <initializer_list>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "faultline/model/types.h"
@@ -56,6 +57,8 @@ public:
     [[nodiscard]] std::uint64_t events() const noexcept { return sequence_; }
     /// Lines recorded in Mode::full (without the end line).
     [[nodiscard]] const std::vector<std::string>& lines() const noexcept { return lines_; }
+    /// Moves the lines out (the trace keeps counting and hashing; lines() starts empty).
+    [[nodiscard]] std::vector<std::string> take_lines() noexcept { return std::exchange(lines_, {}); }
 
     static void append_json_string(std::string& out, std::string_view text);
 
