@@ -1410,6 +1410,18 @@ LoadResult load_scenario_text(const std::string& path, const std::string& text) 
     }
 }
 
+LoadResult load_scenario_json(const std::string& path, const json& root) {
+    const std::string shown = path.empty() ? std::string("<scenario>") : path;
+    try {
+        return parse_scenario(root, path);
+    } catch (const LoadError& error) {
+        return shown + ": " + (error.pointer.empty() ? std::string("/") : error.pointer) + ": " +
+               error.message;
+    } catch (const std::exception& error) {
+        return shown + ": /: " + error.what();
+    }
+}
+
 LoadResult load_scenario_file(const std::string& path) {
     std::error_code error;
     const auto size = std::filesystem::file_size(path, error);

@@ -30,7 +30,11 @@ void check_keys(const json& value, const std::string& pointer, const std::string
 }
 
 std::uint64_t get_count(const json& value, const std::string& pointer, std::uint64_t high) {
-    if (!value.is_number_unsigned() || value.get<std::uint64_t>() > high) {
+    // A parsed file holds non-negative numbers as unsigned; a scenario built in code may hold
+    // them as signed. Both count.
+    const bool non_negative =
+        value.is_number_unsigned() || (value.is_number_integer() && value.get<std::int64_t>() >= 0);
+    if (!non_negative || value.get<std::uint64_t>() > high) {
         throw SmtpScriptError{pointer, "expected an integer from 0 to " + std::to_string(high)};
     }
     return value.get<std::uint64_t>();

@@ -250,6 +250,9 @@ using LoadResult = std::variant<Scenario, std::string>;
 
 /// Parses and validates `text` as the scenario file `path`.
 [[nodiscard]] LoadResult load_scenario_text(const std::string& path, const std::string& text);
+/// Validates an already parsed scenario as the file `path` (what generators use: no text round
+/// trip). Errors name the pointer but no line ("path: /pointer: message").
+[[nodiscard]] LoadResult load_scenario_json(const std::string& path, const nlohmann::json& root);
 /// Reads and loads one file.
 [[nodiscard]] LoadResult load_scenario_file(const std::string& path);
 /// Every *.json under `root` (a file or a folder), sorted, skipping `schema/` folders.
