@@ -79,7 +79,11 @@ void allow_any_outcome(json& scenario) {
 
 // ---- the send family ---------------------------------------------------------------------
 
-json send_fault(Draw& draw, const std::vector<std::string>& step_ids, const std::string& thread) {
+/// `send_bytes`: all the bytes the scenario's sends ask for.
+json send_fault(Draw& draw,
+                const std::vector<std::string>& step_ids,
+                const std::string& thread,
+                std::uint64_t send_bytes) {
     const std::string kind = draw.pick(std::vector<std::string>{
         "partial_send", "reset", "close", "stall", "latency", "bandwidth", "thread_exit"});
     json fault = {{"kind", kind}};
@@ -99,6 +103,11 @@ json send_fault(Draw& draw, const std::vector<std::string>& step_ids, const std:
         fault["bytes"] = draw.size(4096);
         if (draw.chance(50)) {
             fault["on_send"] = draw.between(1, 6);
+        } else {
+            // Cutting every send: at most ~1,024 sends for the whole scenario. Tiny cuts of a big
+            // total (200 kB a byte at a time) reach no state that a small total does not, and
+            // a few such runs took most of a campaign's time.
+            fault["bytes"] = std::max(fault["bytes"].get<std::uint64_t>(), send_bytes / 1024 + 1);
         }
     } else if (kind == "reset") {
         switch (draw.integer(0, 2)) {
@@ -131,6 +140,7 @@ json generate_send(std::uint64_t seed) {
     json threads = json::array();
     std::vector<std::string> first_thread_ids;
     bool uses_two_sockets = false;
+    std::uint64_t send_bytes = 0;
     const int thread_count = draw.integer(1, 2);
     int step_counter = 0;
     for (int index = 0; index < thread_count; ++index) {
@@ -143,6 +153,7 @@ json generate_send(std::uint64_t seed) {
             const int choice = draw.integer(0, 9);
             if (choice <= 2) {
                 const std::uint64_t bytes = draw.size(200'000);
+                send_bytes += bytes;
                 json send_all = {{"op", "send_all"}, {"id", id}, {"bytes", bytes}};
                 if (draw.chance(70)) {
                     // At most ~256 BeginSends per loop: tiny chunks of a big total only slow
@@ -151,10 +162,12 @@ json generate_send(std::uint64_t seed) {
                 }
                 steps.push_back(send_all);
             } else if (choice <= 6) {
+                const std::uint64_t size = draw.size(100'000);
+                send_bytes += size;
                 json begin = {
                     {"op", "begin_send"},
                     {"id", id},
-                    {"size", draw.size(100'000)},
+                    {"size", size},
                     {"callback",
                      draw.pick(std::vector<std::string>{"none", "record", "end", "end_out"})}};
                 if (draw.chance(20)) {
@@ -188,10 +201,12 @@ json generate_send(std::uint64_t seed) {
             // fault made that BeginSend throw, there is no result: ArgumentNullException (S-6).
             std::string theirs = std::to_string(++step_counter);
             theirs.insert(0, 1, 'x');
+            const std::uint64_t size = draw.size(4096);
+            send_bytes += size;
             steps.push_back({{"op", "begin_send"},
                              {"id", theirs},
                              {"socket", "other"},
-                             {"size", draw.size(4096)}});
+                             {"size", size}});
             steps.push_back(
                 {{"op", "end_send"},
                  {"socket", "main"},
@@ -240,7 +255,9 @@ json generate_send(std::uint64_t seed) {
             peer["read_after_ns"] = draw.between(0, 10'000'000);
         }
         if (draw.chance(50)) {
-            peer["read_chunk_bytes"] = draw.size(65536);
+            // At most ~2,048 reads of the whole scenario's bytes, for the reason partial sends
+            // have their bound (send_fault).
+            peer["read_chunk_bytes"] = std::max(draw.size(65536), send_bytes / 2048 + 1);
         }
         if (draw.chance(20)) {
             peer[draw.chance(50) ? "close_after_bytes" : "reset_after_bytes"] = draw.size(100'000);
@@ -250,7 +267,7 @@ json generate_send(std::uint64_t seed) {
     json faults = json::array();
     const int fault_count = draw.integer(0, 3);
     for (int index = 0; index < fault_count; ++index) {
-        faults.push_back(send_fault(draw, first_thread_ids, "t1"));
+        faults.push_back(send_fault(draw, first_thread_ids, "t1", send_bytes));
     }
     // One thread_exit per thread at most (the loader keeps one exit per thread).
     bool exit_seen = false;
@@ -539,7 +556,8 @@ json generate_smtp(std::uint64_t seed) {
     json faults = json::array();
     const int fault_count = draw.chance(50) ? draw.integer(1, 2) : 0;
     for (int index = 0; index < fault_count; ++index) {
-        json fault = send_fault(draw, {}, "main");
+        // Messages are small here: cutting every send at any size keeps the run short.
+        json fault = send_fault(draw, {}, "main", 0);
         if (fault["kind"] == "thread_exit") {
             continue;  // SMTP steps run on one logical thread; its exit ends the scenario
         }
@@ -568,6 +586,18 @@ std::size_t utf8_boundary(const std::string& text, std::size_t at) {
         --at;
     }
     return at;
+}
+
+/// A non-negative integer, whether the JSON holds it as unsigned (parsed from a file) or signed
+/// (built by a generator).
+std::optional<std::uint64_t> natural(const json& node) {
+    if (node.is_number_unsigned()) {
+        return node.get<std::uint64_t>();
+    }
+    if (node.is_number_integer() && node.get<std::int64_t>() >= 0) {
+        return static_cast<std::uint64_t>(node.get<std::int64_t>());
+    }
+    return std::nullopt;
 }
 
 /// Every way to make `scenario` a little smaller, most promising first.
@@ -668,10 +698,9 @@ std::vector<json> candidates(const json& scenario) {
                                 out.push_back(std::move(smaller));
                             }
                         }
-                        if (value.is_number_unsigned() && value.get<std::uint64_t>() > 1) {
+                        if (const auto number = natural(value); number && *number > 1) {
                             json smaller = scenario;
-                            smaller["threads"][t]["steps"][s]["mail"][key] =
-                                value.get<std::uint64_t>() / 2;
+                            smaller["threads"][t]["steps"][s]["mail"][key] = *number / 2;
                             out.push_back(std::move(smaller));
                         }
                     }
@@ -694,8 +723,8 @@ std::vector<json> candidates(const json& scenario) {
                 for (std::size_t index = 0; index < node.size(); ++index) {
                     numbers(node[index], where / index);
                 }
-            } else if (node.is_number_unsigned() && node.get<std::uint64_t>() > 1) {
-                const std::uint64_t value = node.get<std::uint64_t>();
+            } else if (const auto number = natural(node); number && *number > 1) {
+                const std::uint64_t value = *number;
                 json smaller = scenario;
                 smaller[where] = value / 2;
                 out.push_back(std::move(smaller));
@@ -708,21 +737,24 @@ std::vector<json> candidates(const json& scenario) {
     return out;
 }
 
-/// A rough size, to accept only changes that make the file smaller.
-std::size_t weight(const json& scenario) {
+/// A rough size, to accept only changes that make the file smaller: the text's length plus a
+/// little for big numbers, then (to break ties, so 62 still shrinks to 31) the numbers' sum.
+std::pair<std::size_t, std::uint64_t> weight(const json& scenario) {
     std::size_t total = scenario.dump().size();
+    std::uint64_t numbers = 0;
     std::function<void(const json&)> add = [&](const json& node) {
         if (node.is_structured()) {
             for (const auto& item : node) {
                 add(item);
             }
-        } else if (node.is_number_unsigned()) {
-            const std::uint64_t value = node.get<std::uint64_t>();
-            total += static_cast<std::size_t>(std::min<std::uint64_t>(value, 1U << 30U) / 64);
+        } else if (const auto number = natural(node)) {
+            const std::uint64_t value = std::min<std::uint64_t>(*number, 1U << 30U);
+            total += static_cast<std::size_t>(value / 64);
+            numbers += value;
         }
     };
     add(scenario);
-    return total;
+    return {total, numbers};
 }
 
 std::string strip_digits(std::string text) {
@@ -758,14 +790,15 @@ json generate_scenario(const std::string& family, std::uint64_t seed) {
                                 fuzz_family_list() + ")");
 }
 
-RunOutcome run_scenario_json(const json& scenario, const std::string& profile) {
+RunOutcome run_scenario_json(const json& scenario, const std::string& profile,
+                             CompletionPaths* paths) {
     // The loader wants the name to be the file's stem.
     const std::string path = "fuzz/" +
                              (scenario.contains("name") && scenario["name"].is_string()
                                   ? scenario["name"].get<std::string>()
                                   : std::string("scenario")) +
                              ".json";
-    const auto loaded = load_scenario_text(path, scenario.dump(2));
+    const auto loaded = load_scenario_json(path, scenario);
     if (const auto* error = std::get_if<std::string>(&loaded)) {
         RunOutcome outcome;
         outcome.path = path;
@@ -775,11 +808,22 @@ RunOutcome run_scenario_json(const json& scenario, const std::string& profile) {
         outcome.failures.push_back(std::string(kRefusedByLoader) + *error);
         return outcome;
     }
-    // Full tracing (record_coverage reads it) with a small event budget: a generated run takes
-    // thousands of events, and a candidate that never goes idle must not fill memory with its
-    // trace before the budget calls it a liveness failure.
-    return run_on_sim(
-        std::get<Scenario>(loaded), profile, std::nullopt, sim::Trace::Mode::full, kFuzzEventsMax);
+    // No trace, and a small event budget: a generated run takes thousands of events, and a
+    // candidate that never goes idle must cost little before the budget calls it a liveness
+    // failure.
+    SimRunOptions options;
+    options.trace_mode = sim::Trace::Mode::off;
+    options.events_max = kFuzzEventsMax;
+    if (paths != nullptr) {
+        // Steps only, as a callback's observation repeats its operation's path. The harness
+        // calls this from logical threads, which on sim take turns.
+        options.observe = [paths](const std::string& pointer, const Observation& observation) {
+            if (!pointer.ends_with("/callback_expect")) {
+                add_completion_paths(observation, *paths);
+            }
+        };
+    }
+    return run_on_sim(std::get<Scenario>(loaded), profile, options);
 }
 
 std::string failure_signature(const RunOutcome& outcome) {
@@ -835,7 +879,7 @@ ShrinkResult shrink_scenario(const json& failing,
     bool improved = true;
     while (improved && result.runs < max_runs) {
         improved = false;
-        const std::size_t current = weight(result.scenario);
+        const auto current = weight(result.scenario);
         for (json& candidate : candidates(result.scenario)) {
             if (result.runs >= max_runs) {
                 break;
@@ -880,7 +924,27 @@ const std::vector<std::string>& fuzz_completion_paths() {
     return paths;
 }
 
-void record_coverage(const json& scenario, const RunOutcome& outcome, FuzzCoverage& coverage) {
+void add_completion_paths(const Observation& observation, CompletionPaths& paths) {
+    if (observation.completed_synchronously == true) {
+        paths.insert("synchronous");
+    }
+    if (observation.completed_synchronously == false || observation.completions == 0) {
+        paths.insert("pending");
+    }
+    if ((observation.threw && (observation.threw->starts_with("Socket") ||
+                               observation.threw->starts_with("Smtp"))) ||
+        (observation.send_error && *observation.send_error != "none")) {
+        paths.insert("error");
+    }
+    if (observation.cancelled == true) {
+        paths.insert("cancel");
+    }
+    if (observation.delivery == "unknown") {
+        paths.insert("unknown");
+    }
+}
+
+void record_coverage(const json& scenario, const CompletionPaths& paths, FuzzCoverage& coverage) {
     std::set<std::string> faults;
     if (scenario.contains("faults")) {
         for (const json& fault : scenario["faults"]) {
@@ -893,31 +957,6 @@ void record_coverage(const json& scenario, const RunOutcome& outcome, FuzzCovera
     }
     for (const std::string& kind : faults) {
         ++coverage.faults[kind];
-    }
-    std::set<std::string> paths;
-    for (const std::string& line : outcome.trace) {
-        if (line.find("\"call\":\"step_result\"") == std::string::npos) {
-            continue;
-        }
-        if (line.find("completed_synchronously=true") != std::string::npos) {
-            paths.insert("synchronous");
-        }
-        if (line.find("completed_synchronously=false") != std::string::npos ||
-            line.find("completions=0") != std::string::npos) {
-            paths.insert("pending");
-        }
-        if (line.find("threw=Socket") != std::string::npos ||
-            line.find("threw=Smtp") != std::string::npos ||
-            (line.find("send_error=") != std::string::npos &&
-             line.find("send_error=none") == std::string::npos)) {
-            paths.insert("error");
-        }
-        if (line.find("cancelled=true") != std::string::npos) {
-            paths.insert("cancel");
-        }
-        if (line.find("delivery=unknown") != std::string::npos) {
-            paths.insert("unknown");
-        }
     }
     for (const std::string& path : paths) {
         ++coverage.paths[path];

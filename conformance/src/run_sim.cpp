@@ -24,6 +24,18 @@ std::string replay_command(const RunOutcome& outcome) {
 RunOutcome run_on_sim(const Scenario& scenario, const std::string& profile_name,
                       std::optional<std::uint64_t> seed, sim::Trace::Mode trace_mode,
                       std::uint64_t events_max) {
+    SimRunOptions options;
+    options.seed = seed;
+    options.trace_mode = trace_mode;
+    options.events_max = events_max;
+    return run_on_sim(scenario, profile_name, options);
+}
+
+RunOutcome run_on_sim(const Scenario& scenario, const std::string& profile_name,
+                      const SimRunOptions& run_options) {
+    const sim::Trace::Mode trace_mode = run_options.trace_mode;
+    const std::uint64_t events_max = run_options.events_max;
+    const std::optional<std::uint64_t> seed = run_options.seed;
     RunOutcome outcome;
     outcome.scenario = scenario.name;
     outcome.path = scenario.path;
@@ -56,9 +68,12 @@ RunOutcome run_on_sim(const Scenario& scenario, const std::string& profile_name,
                                    {"profile", std::string_view(profile_name)}});
     harness_options.wait_budget = std::chrono::minutes(10);
     harness_options.settle_budget = std::chrono::minutes(30);
-    harness_options.record = [&world](std::string_view name, std::string_view detail) {
-        world.trace_event("api", {{"call", name}, {"detail", detail}});
-    };
+    if (trace_mode != sim::Trace::Mode::off) {
+        harness_options.record = [&world](std::string_view name, std::string_view detail) {
+            world.trace_event("api", {{"call", name}, {"detail", detail}});
+        };
+    }
+    harness_options.observe = run_options.observe;
     harness_options.schedule_thread_exit = [&world](model::ThreadId thread, model::Duration at) {
         world.scheduler().post_at(model::TimePoint{std::max(at, world.now().time_since_epoch())},
                                   [&world, thread] { world.request_thread_exit(thread); });
@@ -76,12 +91,15 @@ RunOutcome run_on_sim(const Scenario& scenario, const std::string& profile_name,
         outcome.failures.push_back(failure);
     }
     outcome.status = outcome.failures.empty() ? RunStatus::passed : RunStatus::failed;
-    outcome.trace_hash = world.trace().hash_hex();
-    outcome.events = world.trace().events();
+    if (trace_mode != sim::Trace::Mode::off) {
+        outcome.trace_hash = world.trace().hash_hex();
+        outcome.events = world.trace().events();
+    }
     outcome.virtual_ns = world.now().time_since_epoch().count();
     if (trace_mode == sim::Trace::Mode::full) {
-        outcome.trace = world.trace().lines();
-        outcome.trace.push_back(world.trace().end_line());
+        std::string end = world.trace().end_line();
+        outcome.trace = world.trace().take_lines();
+        outcome.trace.push_back(std::move(end));
     }
     outcome.wall_ms =
         std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started).count();

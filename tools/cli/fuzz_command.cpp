@@ -143,8 +143,9 @@ void run_worker(const FuzzOptions& options,
         const std::string profile =
             options.profile ? *options.profile : profiles[(drawn >> 16U) % profiles.size()];
         const json scenario = conformance::generate_scenario(family, seed);
-        const RunOutcome outcome = conformance::run_scenario_json(scenario, profile);
-        conformance::record_coverage(scenario, outcome, progress.coverage);
+        conformance::CompletionPaths paths;
+        const RunOutcome outcome = conformance::run_scenario_json(scenario, profile, &paths);
+        conformance::record_coverage(scenario, paths, progress.coverage);
         ++progress.runs;
         if (outcome.status == RunStatus::failed) {
             ++progress.failures;

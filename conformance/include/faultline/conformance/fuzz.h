@@ -45,11 +45,22 @@ inline std::string fuzz_family_list() {
 /// The scenario for (family, seed). Throws std::invalid_argument for an unknown family.
 [[nodiscard]] nlohmann::json generate_scenario(const std::string& family, std::uint64_t seed);
 
-/// Loads `scenario` (as the file fuzz/<name>.json) and runs it on sim under `profile` with full
-/// tracing (record_coverage reads the trace). A scenario the loader refuses comes back failed,
-/// its failure starting "scenario refused by the loader: ".
+/// The completion paths (names from fuzz_completion_paths()) a run's steps took.
+using CompletionPaths = std::set<std::string>;
+
+/// Loads `scenario` (as the file fuzz/<name>.json) and runs it on sim under `profile` without a
+/// trace: the run is the same traced or not, so a failure's trace comes from replaying its file
+/// (the outcome's trace_hash is empty). With `paths`, adds the completion paths the steps took.
+/// A scenario the loader refuses comes back failed, its failure starting "scenario refused by
+/// the loader: ".
 [[nodiscard]] RunOutcome run_scenario_json(const nlohmann::json& scenario,
-                                           const std::string& profile);
+                                           const std::string& profile,
+                                           CompletionPaths* paths = nullptr);
+
+/// The completion paths one step's observation shows: synchronous (completed synchronously),
+/// pending (not, or no completion yet), error (a Socket or SMTP exception, or SendCompleted's
+/// error), cancel, unknown (delivery unknown).
+void add_completion_paths(const Observation& observation, CompletionPaths& paths);
 
 /// The property a failure broke: the failure text with numbers, quoted names and anything after
 /// the first ':' that follows them dropped, so the same bug found with other sizes or ids has
@@ -89,10 +100,10 @@ struct FuzzCoverage {
 [[nodiscard]] const std::vector<std::string>& fuzz_fault_kinds();
 [[nodiscard]] const std::vector<std::string>& fuzz_completion_paths();
 
-/// Adds what one run met: the faults the scenario scheduled and the completion paths its
-/// trace shows (synchronous, pending, error, cancel, unknown outcome).
+/// Adds what one run met: the faults the scenario scheduled and the completion paths its steps
+/// took (from run_scenario_json).
 void record_coverage(const nlohmann::json& scenario,
-                     const RunOutcome& outcome,
+                     const CompletionPaths& paths,
                      FuzzCoverage& coverage);
 
 /// One failure, shrunk and written out.

@@ -25,20 +25,25 @@
 
 namespace faultline::conformance {
 
-/// The byte `index` of the buffer belonging to operation `id`: distinct per operation, so the
-/// oracle can tell whose bytes the peer received.
-inline std::byte pattern_byte(const std::string& id, std::size_t index) {
+/// The bytes of the buffer belonging to operation `id`: distinct per operation, so the oracle can
+/// tell whose bytes the peer received. Byte `index` is pattern_byte_from(pattern_seed(id), index).
+inline std::uint32_t pattern_seed(const std::string& id) {
     std::uint32_t hash = 2166136261U;
     for (const char character : id) {
         hash = (hash ^ static_cast<unsigned char>(character)) * 16777619U;
     }
-    return static_cast<std::byte>((hash + index * 131U + (index >> 8U)) & 0xffU);
+    return hash;
+}
+
+inline std::byte pattern_byte_from(std::uint32_t seed, std::size_t index) {
+    return static_cast<std::byte>((seed + index * 131U + (index >> 8U)) & 0xffU);
 }
 
 inline model::Buffer pattern_buffer(const std::string& id, std::size_t length) {
     auto buffer = std::make_shared<std::vector<std::byte>>(length);
+    const std::uint32_t seed = pattern_seed(id);
     for (std::size_t i = 0; i < length; ++i) {
-        (*buffer)[i] = pattern_byte(id, i);
+        (*buffer)[i] = pattern_byte_from(seed, i);
     }
     return buffer;
 }
@@ -644,8 +649,13 @@ private:
     }
 
     std::shared_ptr<OpRecord> new_op(const Step& step, bool send) {
+        return new_op(step, step.id, send);
+    }
+
+    /// An operation of `step` under its own id (a send_all piece is "<id>.<round>").
+    std::shared_ptr<OpRecord> new_op(const Step& step, const std::string& id, bool send) {
         auto op = std::make_shared<OpRecord>();
-        op->id = step.id;
+        op->id = id;
         op->socket = step.socket.empty() ? scenario_.sockets.front() : step.socket;
         op->send = send;
         op->callback_mode = step.callback;
@@ -653,7 +663,7 @@ private:
         op->initiator = transport_.current_thread();
         std::unique_lock lock(ops_mutex_);
         op->begin_order = begin_counter_++;
-        ops_[step.id] = op;
+        ops_[id] = op;
         return op;
     }
 
@@ -755,17 +765,17 @@ private:
         while (offset < buffer->size()) {
             const std::size_t left = buffer->size() - offset;
             const auto size = static_cast<int>(step.chunk > 0 ? std::min<std::size_t>(left, static_cast<std::size_t>(step.chunk)) : left);
-            Step piece = step;
-            piece.id = id + "." + std::to_string(round++);
+            std::string piece_id = id;
+            piece_id += '.';
+            piece_id += std::to_string(round++);
             std::unique_lock begin_lock(begin_mutex_);
-            auto op = new_op(piece, true);
-            op->step = &step;
+            auto op = new_op(step, piece_id, true);
             op->shared = buffer;
             op->shared_offset = offset;
             op->shared_size = static_cast<std::size_t>(size);
             const model::AsyncResultPtr result =
                 owner->BeginSend(buffer, static_cast<int>(offset), size, model::SocketFlags::None,
-                                 make_callback(op), piece.id);
+                                 make_callback(op), piece_id);
             finish_begin(op, result, observation);
             begin_lock.unlock();
             const int sent = owner->EndSend(result);

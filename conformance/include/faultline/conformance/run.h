@@ -5,10 +5,12 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
 
+#include "faultline/conformance/oracle.h"
 #include "faultline/conformance/scenario.h"
 #include "faultline/sim/trace.h"
 
@@ -40,8 +42,21 @@ struct AssertionFailure : std::logic_error {
 /// Installs the throwing assertion handler (idempotent).
 void install_throwing_assert_handler();
 
-/// `events_max` bounds the run: a run that is not idle after that many events is a liveness
-/// failure (the fuzzer uses a small bound so that a hung candidate costs little).
+/// How to run a scenario on sim.
+struct SimRunOptions {
+    std::optional<std::uint64_t> seed;  // else the scenario's
+    /// Mode::off leaves trace_hash empty and events 0; the run itself is the same.
+    sim::Trace::Mode trace_mode = sim::Trace::Mode::full;
+    /// A run that is not idle after this many events is a liveness failure (the fuzzer uses a
+    /// small bound so that a hung candidate costs little).
+    std::uint64_t events_max = 200'000'000;
+    /// Receives every step's observation by JSON pointer (optional; see HarnessOptions).
+    std::function<void(const std::string& pointer, const Observation& observation)> observe;
+};
+
+[[nodiscard]] RunOutcome run_on_sim(const Scenario& scenario, const std::string& profile,
+                                    const SimRunOptions& options);
+
 [[nodiscard]] RunOutcome run_on_sim(const Scenario& scenario, const std::string& profile,
                                     std::optional<std::uint64_t> seed = std::nullopt,
                                     sim::Trace::Mode trace_mode = sim::Trace::Mode::full,
