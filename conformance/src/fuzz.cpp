@@ -77,6 +77,17 @@ void allow_any_outcome(json& scenario) {
     }
 }
 
+// Swarm testing: a quarter of the scenarios of every family also turn on the simulator's swarm,
+// which draws from the scenario's seed which fault kinds fire and how often (partial sends,
+// resets, closes, stalls, jitter) on top of the scripted ones: a different mix per seed, so no
+// one kind crowds out the states another reaches. Drawn last, so the rest of the scenario is
+// the one the seed gave before.
+void draw_swarm(Draw& draw, json& scenario) {
+    if (draw.chance(25)) {
+        scenario["swarm"] = true;
+    }
+}
+
 // ---- the send family ---------------------------------------------------------------------
 
 /// `send_bytes`: all the bytes the scenario's sends ask for.
@@ -284,6 +295,7 @@ json generate_send(std::uint64_t seed) {
     if (!kept.empty()) {
         scenario["faults"] = kept;
     }
+    draw_swarm(draw, scenario);
     allow_any_outcome(scenario);
     return scenario;
 }
@@ -369,6 +381,7 @@ json generate_accept(std::uint64_t seed) {
                                            {"count", draw.integer(1, 4)},
                                            {"interval_ns", draw.between(0, 2'000'000)}}});
     }
+    draw_swarm(draw, scenario);
     allow_any_outcome(scenario);
     return scenario;
 }
@@ -573,6 +586,7 @@ json generate_smtp(std::uint64_t seed) {
     if (!faults.empty()) {
         scenario["faults"] = faults;
     }
+    draw_swarm(draw, scenario);
     allow_any_outcome(scenario);
     return scenario;
 }
@@ -914,7 +928,8 @@ const std::vector<std::string>& fuzz_fault_kinds() {
                                                    "bandwidth",
                                                    "thread_exit",
                                                    "half_open_scan",
-                                                   "script"};
+                                                   "script",
+                                                   "swarm"};
     return kinds;
 }
 
@@ -954,6 +969,9 @@ void record_coverage(const json& scenario, const CompletionPaths& paths, FuzzCov
     if (scenario.contains("smtp") && scenario["smtp"].contains("server") &&
         !scenario["smtp"]["server"].empty()) {
         faults.insert("script");
+    }
+    if (scenario.contains("swarm") && scenario["swarm"] == true) {
+        faults.insert("swarm");
     }
     for (const std::string& kind : faults) {
         ++coverage.faults[kind];
