@@ -840,6 +840,10 @@ RunOutcome run_scenario_json(const json& scenario, const std::string& profile,
     return run_on_sim(std::get<Scenario>(loaded), profile, options);
 }
 
+bool refused_by_loader(const RunOutcome& outcome) {
+    return !outcome.failures.empty() && outcome.failures.front().starts_with(kRefusedByLoader);
+}
+
 std::string failure_signature(const RunOutcome& outcome) {
     if (outcome.failures.empty()) {
         return {};
@@ -871,6 +875,17 @@ std::string failure_signature(const RunOutcome& outcome) {
     return out;
 }
 
+std::vector<json> shrink_candidates(const json& scenario) {
+    const auto current = weight(scenario);
+    std::vector<json> lighter;
+    for (json& candidate : candidates(scenario)) {
+        if (weight(candidate) < current) {
+            lighter.push_back(std::move(candidate));
+        }
+    }
+    return lighter;
+}
+
 std::size_t scenario_step_count(const json& scenario) {
     std::size_t total = 0;
     if (scenario.contains("threads")) {
@@ -893,21 +908,16 @@ ShrinkResult shrink_scenario(const json& failing,
     bool improved = true;
     while (improved && result.runs < max_runs) {
         improved = false;
-        const auto current = weight(result.scenario);
-        for (json& candidate : candidates(result.scenario)) {
+        for (json& candidate : shrink_candidates(result.scenario)) {
             if (result.runs >= max_runs) {
                 break;
-            }
-            if (weight(candidate) >= current) {
-                continue;
             }
             RunOutcome outcome = run_scenario_json(candidate, profile);
             ++result.runs;
             // A candidate the loader refuses (a dangling reference, say) is not smaller, just
             // broken.
-            const bool refused =
-                !outcome.failures.empty() && outcome.failures.front().starts_with(kRefusedByLoader);
-            if (outcome.status == RunStatus::failed && !refused && still_fails(outcome)) {
+            if (outcome.status == RunStatus::failed && !refused_by_loader(outcome) &&
+                still_fails(outcome)) {
                 result.scenario = std::move(candidate);
                 result.outcome = std::move(outcome);
                 improved = true;
@@ -993,7 +1003,7 @@ std::string write_regression(const std::string& dir,
     scenario["transports"] = {{"real", "a fuzz regression: replayed on sim, where it was found"}};
     std::string failure = outcome.failures.empty() ? "?" : outcome.failures.front();
     scenario["description"] =
-        "Found by faultline fuzz " + std::string(kVersion) + " (family " + finding.family +
+        "Found by " + finding.found_by + " " + std::string(kVersion) + " (family " + finding.family +
         ", seed " + std::to_string(finding.seed) + ", profile " + finding.profile +
         "). Property that failed: " + failure + ". Shrunk from " +
         std::to_string(finding.steps_before) + " to " + std::to_string(finding.steps_after) +

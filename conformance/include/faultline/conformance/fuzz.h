@@ -62,6 +62,10 @@ using CompletionPaths = std::set<std::string>;
 /// error), cancel, unknown (delivery unknown).
 void add_completion_paths(const Observation& observation, CompletionPaths& paths);
 
+/// Whether the run failed because the loader refused the scenario (a shrink that dropped a step
+/// another step names, say): such a scenario is broken, not a smaller counterexample.
+[[nodiscard]] bool refused_by_loader(const RunOutcome& outcome);
+
 /// The property a failure broke: the failure text with numbers, quoted names and anything after
 /// the first ':' that follows them dropped, so the same bug found with other sizes or ids has
 /// the same signature and the shrinker keeps to it.
@@ -85,6 +89,12 @@ struct ShrinkResult {
     const std::string& profile,
     const std::function<bool(const RunOutcome&)>& still_fails,
     std::size_t max_runs = 2000);
+
+/// The one-change-smaller variants of `scenario` that shrink_scenario tries, most promising
+/// first, each strictly lighter than `scenario` (so following them always ends): a thread, step,
+/// fault, script entry, recipient, header or optional key dropped, or a number or string halved.
+/// Some may be refused by the loader (a step whose target was dropped).
+[[nodiscard]] std::vector<nlohmann::json> shrink_candidates(const nlohmann::json& scenario);
 
 /// Total number of steps over all threads of a scenario.
 [[nodiscard]] std::size_t scenario_step_count(const nlohmann::json& scenario);
@@ -115,6 +125,7 @@ struct FuzzFinding {
     std::string path;  // the regression file
     std::size_t steps_before = 0;
     std::size_t steps_after = 0;
+    std::string found_by = "faultline fuzz";  // for the file's description
 };
 
 /// Writes the shrunk scenario as `dir`/<name>.json with its seed, profile, the faultline
