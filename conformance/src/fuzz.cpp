@@ -88,6 +88,23 @@ void draw_swarm(Draw& draw, json& scenario) {
     }
 }
 
+// An immediate send attempt that finds the kernel buffer full (`would_block`, what a recording of
+// a real run holds where loopback pushed back): the send goes pending instead of completing at
+// once. Drawn after everything else, like the swarm.
+void draw_would_block(Draw& draw, json& scenario) {
+    if (!draw.chance(15)) {
+        return;
+    }
+    json fault = {{"kind", "would_block"}, {"on_send", draw.between(1, 6)}};
+    if (draw.chance(50)) {
+        fault["side"] = draw.chance(70) ? "client" : "server";
+    }
+    if (!scenario.contains("faults")) {
+        scenario["faults"] = json::array();
+    }
+    scenario["faults"].push_back(std::move(fault));
+}
+
 // ---- the send family ---------------------------------------------------------------------
 
 /// `send_bytes`: all the bytes the scenario's sends ask for.
@@ -296,6 +313,7 @@ json generate_send(std::uint64_t seed) {
         scenario["faults"] = kept;
     }
     draw_swarm(draw, scenario);
+    draw_would_block(draw, scenario);
     allow_any_outcome(scenario);
     return scenario;
 }
@@ -488,6 +506,7 @@ json generate_smtp(std::uint64_t seed) {
     }
     json threads_steps = json::array();
     const int messages = draw.integer(1, 2);
+    std::uint64_t largest_body = 0;  // bytes, after body_repeat
     for (int index = 1; index <= messages; ++index) {
         json mail = {{"from", "jane@x.test"}};
         json to = json::array();
@@ -508,9 +527,12 @@ json generate_smtp(std::uint64_t seed) {
             body += draw.pick(fragments);
         }
         mail["body"] = body;
+        std::uint64_t body_bytes = body.size();
         if (draw.chance(30)) {
             mail["body_repeat"] = draw.size(200);
+            body_bytes *= mail["body_repeat"].get<std::uint64_t>();
         }
+        largest_body = std::max(largest_body, body_bytes);
         if (draw.chance(40)) {
             mail["body_transfer_encoding"] = draw.pick(std::vector<std::string>{
                 "unknown", "seven_bit", "eight_bit", "quoted_printable", "base64"});
@@ -569,8 +591,10 @@ json generate_smtp(std::uint64_t seed) {
     json faults = json::array();
     const int fault_count = draw.chance(50) ? draw.integer(1, 2) : 0;
     for (int index = 0; index < fault_count; ++index) {
-        // Messages are small here: cutting every send at any size keeps the run short.
-        json fault = send_fault(draw, {}, "main", 0);
+        // What the sends can put on the wire: the largest body, up to 3 times over for the
+        // transfer encoding, plus the envelope and headers, per send.
+        const auto wire_bytes = static_cast<std::uint64_t>(sends) * (largest_body * 3 + 1024);
+        json fault = send_fault(draw, {}, "main", wire_bytes);
         if (fault["kind"] == "thread_exit") {
             continue;  // SMTP steps run on one logical thread; its exit ends the scenario
         }
@@ -587,6 +611,7 @@ json generate_smtp(std::uint64_t seed) {
         scenario["faults"] = faults;
     }
     draw_swarm(draw, scenario);
+    draw_would_block(draw, scenario);
     allow_any_outcome(scenario);
     return scenario;
 }
@@ -939,7 +964,8 @@ const std::vector<std::string>& fuzz_fault_kinds() {
                                                    "thread_exit",
                                                    "half_open_scan",
                                                    "script",
-                                                   "swarm"};
+                                                   "swarm",
+                                                   "would_block"};
     return kinds;
 }
 

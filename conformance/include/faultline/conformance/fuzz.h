@@ -23,9 +23,9 @@ namespace faultline::conformance {
 
 /// What a generator produces: "send" (BeginSend/EndSend workloads: send_all loops, pending
 /// sends, callbacks, shutdown, threads that exit, under resets, closes, partial sends, stalls,
-/// latency and small buffers), "accept" (AcceptAsync with reused and re-armed args and
-/// BeginAccept/EndAccept on one listener, clients arriving before and after, half-open scans,
-/// small backlogs) or "smtp" (SmtpClient sends against a scripted server: any reply
+/// latency, would-block sends and small buffers), "accept" (AcceptAsync with reused and
+/// re-armed args and BeginAccept/EndAccept on one listener, clients arriving before and after,
+/// half-open scans, small backlogs) or "smtp" (SmtpClient sends against a scripted server: any reply
 /// code at any command, closes, resets, drops mid-DATA and after the dot, delays, cancels,
 /// second sends, synchronous sends, recipients refused, any body, network faults).
 inline const std::vector<std::string>& fuzz_families() {
