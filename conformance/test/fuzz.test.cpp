@@ -206,6 +206,20 @@ TEST(FuzzSim, APinnedCampaignPassesAndMeetsEveryFaultAndPath) {
     }
 }
 
+/// Runs `scenario`, which must fail with a planted "returns expected" expectation, and shrinks
+/// it keeping that failure's signature. Returns the signature and what the shrinker did.
+std::pair<std::string, ShrinkResult> shrink_planted_failure(const json& scenario) {
+    const RunOutcome failed = run_scenario_json(scenario, "documented");
+    EXPECT_EQ(failed.status, RunStatus::failed);
+    std::string signature = failure_signature(failed);
+    EXPECT_NE(signature.find("returns expected"), std::string::npos) << signature;
+    ShrinkResult shrunk =
+        shrink_scenario(scenario, "documented", [&signature](const RunOutcome& outcome) {
+            return failure_signature(outcome) == signature;
+        });
+    return {std::move(signature), std::move(shrunk)};
+}
+
 TEST(FuzzSim, AFailureShrinksToASmallerFileThatFailsTheSameWayAndReplays) {
     install_throwing_assert_handler();
     // Plant a failure: a generated send workload whose first thread starts with a send that
@@ -224,15 +238,7 @@ TEST(FuzzSim, AFailureShrinksToASmallerFileThatFailsTheSameWayAndReplays) {
         json::object({{"op", "end_send"}, {"target", "planted"}, {"expect", {{"returns", 11}}}}));
     steps.insert(steps.begin(),
                  json::object({{"op", "begin_send"}, {"id", "planted"}, {"size", 10}}));
-    const RunOutcome failed = run_scenario_json(scenario, "documented");
-    ASSERT_EQ(failed.status, RunStatus::failed);
-    const std::string signature = failure_signature(failed);
-    ASSERT_NE(signature.find("returns expected"), std::string::npos) << signature;
-
-    const ShrinkResult shrunk =
-        shrink_scenario(scenario, "documented", [&signature](const RunOutcome& outcome) {
-            return failure_signature(outcome) == signature;
-        });
+    const auto [signature, shrunk] = shrink_planted_failure(scenario);
     EXPECT_EQ(failure_signature(shrunk.outcome), signature);
     EXPECT_LT(shrunk.steps_after, shrunk.steps_before);
     EXPECT_LE(shrunk.steps_after, 2U);  // the planted begin_send and end_send are all it needs
@@ -285,14 +291,7 @@ TEST(FuzzSim, SignedAndUnsignedByteCountsBothShrink) {
             scenario = json::parse(scenario.dump());
         }
         ASSERT_EQ(scenario["threads"][0]["steps"][0]["bytes"].is_number_unsigned(), from_text);
-        const RunOutcome failed = run_scenario_json(scenario, "documented");
-        ASSERT_EQ(failed.status, RunStatus::failed);
-        const std::string signature = failure_signature(failed);
-        ASSERT_NE(signature.find("returns expected"), std::string::npos) << signature;
-        const ShrinkResult shrunk =
-            shrink_scenario(scenario, "documented", [&signature](const RunOutcome& outcome) {
-                return failure_signature(outcome) == signature;
-            });
+        const ShrinkResult shrunk = shrink_planted_failure(scenario).second;
         EXPECT_EQ(shrunk.scenario["threads"][0]["steps"][0]["bytes"], 1) << shrunk.scenario.dump();
     }
 }
