@@ -854,13 +854,7 @@ RunOutcome run_scenario_json(const json& scenario, const std::string& profile,
     options.trace_mode = sim::Trace::Mode::off;
     options.events_max = kFuzzEventsMax;
     if (paths != nullptr) {
-        // Steps only, as a callback's observation repeats its operation's path. The harness
-        // calls this from logical threads, which on sim take turns.
-        options.observe = [paths](const std::string& pointer, const Observation& observation) {
-            if (!pointer.ends_with("/callback_expect")) {
-                add_completion_paths(observation, *paths);
-            }
-        };
+        options.observe = completion_path_observer(*paths);
     }
     return run_on_sim(std::get<Scenario>(loaded), profile, options);
 }
@@ -993,6 +987,17 @@ void add_completion_paths(const Observation& observation, CompletionPaths& paths
     if (observation.delivery == "unknown") {
         paths.insert("unknown");
     }
+}
+
+std::function<void(const std::string&, const Observation&)> completion_path_observer(
+    CompletionPaths& paths) {
+    // Steps only, as a callback's observation repeats its operation's path. The harness calls
+    // this from logical threads, which on sim take turns.
+    return [&paths](const std::string& pointer, const Observation& observation) {
+        if (!pointer.ends_with("/callback_expect")) {
+            add_completion_paths(observation, paths);
+        }
+    };
 }
 
 void record_coverage(const json& scenario, const CompletionPaths& paths, FuzzCoverage& coverage) {

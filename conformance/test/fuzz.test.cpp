@@ -58,12 +58,7 @@ TEST(FuzzGenerator, TheUntracedJsonRunIsTheRunOfTheFileText) {
             SimRunOptions traced;
             traced.events_max = 2'000'000;
             CompletionPaths traced_paths;
-            traced.observe = [&traced_paths](const std::string& pointer,
-                                             const Observation& observation) {
-                if (!pointer.ends_with("/callback_expect")) {
-                    add_completion_paths(observation, traced_paths);
-                }
-            };
+            traced.observe = completion_path_observer(traced_paths);
             const RunOutcome from_text = run_on_sim(std::get<Scenario>(loaded), profile, traced);
             const RunOutcome from_json = run_on_sim(std::get<Scenario>(direct), profile, traced);
             EXPECT_EQ(fast.status, from_text.status) << family << " " << seed;

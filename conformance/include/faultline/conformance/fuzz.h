@@ -62,6 +62,12 @@ using CompletionPaths = std::set<std::string>;
 /// error), cancel, unknown (delivery unknown).
 void add_completion_paths(const Observation& observation, CompletionPaths& paths);
 
+/// An observe hook (SimRunOptions, HarnessOptions) adding the paths of every step's observation
+/// to `paths` (callbacks repeat their operation's path and are skipped). `paths` must outlive
+/// the run.
+[[nodiscard]] std::function<void(const std::string&, const Observation&)> completion_path_observer(
+    CompletionPaths& paths);
+
 /// Whether the run failed because the loader refused the scenario (a shrink that dropped a step
 /// another step names, say): such a scenario is broken, not a smaller counterexample.
 [[nodiscard]] bool refused_by_loader(const RunOutcome& outcome);
