@@ -480,6 +480,7 @@ private:
     /// A callback or Completed event ran: kept in order when the run is recorded or replays a
     /// recording.
     void completed(const std::string& what) {
+        record("completed", what);  // the end of the operation's span in a timeline
         if (options_.completion) {
             options_.completion(what);
         }

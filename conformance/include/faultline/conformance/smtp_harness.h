@@ -125,7 +125,9 @@ public:
           options_(options),
           fail_(std::move(fail)),
           record_(std::move(record)),
-          server_(transport, spec_.server) {}
+          server_(transport, spec_.server) {
+        shared_->record = options.record;
+    }
 
     SmtpHarness(const SmtpHarness&) = delete;
     SmtpHarness& operator=(const SmtpHarness&) = delete;
@@ -141,6 +143,7 @@ public:
         endpoint_ = bound.value();
         for (const auto& [name, client_spec] : spec_.clients) {
             auto record = std::make_shared<ClientRecord>();
+            record->name = name;
             record->client = std::make_unique<model::SmtpClient<T>>(transport_, profile_);
             model::Endpoint target = endpoint_;
             if (client_spec.to == "refused") {
@@ -270,6 +273,7 @@ private:
     };
 
     struct ClientRecord {
+        std::string name;
         std::unique_ptr<model::SmtpClient<T>> client;
         std::size_t accepted = 0;  // SendAsync calls that returned normally; guarded by mutex_
         std::vector<Completion> completions;  // guarded by mutex_
@@ -281,6 +285,9 @@ private:
         explicit Shared(T& transport) : changed(transport) {}
         typename T::Mutex mutex;
         Condition<T> changed;
+        /// The run's trace hook (HarnessOptions::record): a copy, so a SendCompleted that
+        /// outlives the harness still finds it; it refers only to the transport.
+        std::function<void(std::string_view name, const std::string& detail)> record;
     };
 
     ClientRecord& client(const Step& step) { return *clients_.at(step.client); }
@@ -299,6 +306,15 @@ private:
         const auto record = weak.lock();
         if (!record) {
             return;
+        }
+        if (shared.record) {
+            // The end of the SendAsync span in a timeline, with how it ended.
+            Observation ignored;
+            std::optional<std::string> error_type;
+            describe_exception(completion.error, ignored, error_type);
+            shared.record("send_completed",
+                          record->name + (completion.cancelled ? " cancelled" : "") + " error=" +
+                              error_type.value_or("none"));
         }
         record->completions.push_back(std::move(completion));
         shared.changed.notify();
