@@ -21,6 +21,26 @@ namespace {
 
 constexpr std::uint32_t kNone = std::numeric_limits<std::uint32_t>::max();
 constexpr std::uint32_t kLoopback = 0x7f000001U;
+// Half-open scans come from an address no simulated client ever has (every client bound to a
+// 127.x destination is given 127.0.0.1), one source port per scan, so a capture shows each scan
+// as its own conversation and never as part of a real connection.
+constexpr std::uint32_t kScannerAddress = 0x7f000002U;
+constexpr std::uint32_t kScannerPortFirst = 40000;
+constexpr std::uint32_t kScannerPorts = 20000;
+
+Endpoint scanner_of(std::uint64_t scan) {
+    return Endpoint{kScannerAddress,
+                    static_cast<std::uint16_t>(kScannerPortFirst + scan % kScannerPorts)};
+}
+
+/// An endpoint as a packet carries it: a connection to the wildcard address goes to loopback,
+/// as on Linux.
+Endpoint on_wire(Endpoint endpoint) {
+    if (endpoint.address == 0) {
+        endpoint.address = kLoopback;
+    }
+    return endpoint;
+}
 
 std::string_view side_name(Side side) { return side == Side::client ? "client" : "server"; }
 
@@ -97,6 +117,24 @@ public:
     }
 
     void clear() { consume(size_); }
+
+    /// The `bytes` bytes starting `offset` bytes in, without changing the ring: a view of its
+    /// storage when they lie in one piece, else a copy in `scratch` (only a wrapped range).
+    std::span<const std::byte> view(std::size_t offset,
+                                    std::size_t bytes,
+                                    std::vector<std::byte>& scratch) const {
+        FAULTLINE_ASSERT(offset + bytes <= size_);
+        if (bytes == 0) {
+            return {};
+        }
+        const std::size_t position = (head_ + offset) % storage_bytes_;
+        if (position + bytes <= storage_bytes_) {
+            return {storage_.get() + position, bytes};
+        }
+        scratch.resize(bytes);
+        peek(offset, scratch);
+        return scratch;
+    }
 
 private:
     // Small enough for glibc's per-thread cache of freed blocks (up to 1032 bytes), so the
@@ -314,6 +352,19 @@ void World::trace_event(std::string_view name, std::initializer_list<Trace::Fiel
     if (trace_.enabled()) {
         trace_.event(now(), current_thread_name(), name, fields);
     }
+}
+
+void World::tap_packet(const Endpoint& source,
+                       const Endpoint& destination,
+                       std::uint8_t flags,
+                       std::span<const std::byte> payload) {
+    WirePacket packet;
+    packet.at = now();
+    packet.source = on_wire(source);
+    packet.destination = on_wire(destination);
+    packet.flags = flags;
+    packet.payload = payload;
+    options_.packet_tap(packet);
 }
 
 std::string_view World::current_thread_name() const noexcept {
@@ -558,7 +609,8 @@ bool World::wait(Event& event, std::unique_lock<Mutex>& lock, Duration budget) {
         std::max(budget, Duration::zero()),
         [this, self, key] {
             if (self->waiting != nullptr && self->wait_timer == key && !self->wake_pending) {
-                trace_event("wait_budget_exhausted", {{"thread", std::string_view(self->name)}});
+                // The scheduler runs this on the waiter's behalf: the line's own "thread" is "sim".
+                trace_event("wait_budget_exhausted", {{"waiter", std::string_view(self->name)}});
                 schedule_resume(*self);
             }
         },
@@ -750,6 +802,12 @@ void World::fail_connect(std::uint32_t client_index, std::error_code error) {
 }
 
 void World::syn_arrived(std::uint32_t client_index, Endpoint remote, int attempt) {
+    // Every SYN is on the wire, a retransmission too; a silent host's and a full backlog's
+    // SYNs go unanswered. An unreachable host's router would answer with ICMP, which the
+    // simulated wire does not carry, so the capture shows its SYN alone.
+    if (options_.packet_tap) {
+        tap_packet(conns_[client_index]->local, remote, WirePacket::syn);
+    }
     const auto& unreachable = network_.unreachable_addresses;
     const auto& silent = network_.silent_addresses;
     if (std::find(unreachable.begin(), unreachable.end(), remote.address) != unreachable.end()) {
@@ -763,6 +821,9 @@ void World::syn_arrived(std::uint32_t client_index, Endpoint remote, int attempt
         target = find_listener(remote);
         if (target == nullptr) {
             trace_event("rst", {{"to", client_index + 1}, {"reason", "no listener"}});
+            if (options_.packet_tap) {
+                tap_packet(remote, conns_[client_index]->local, WirePacket::rst | WirePacket::ack);
+            }
             scheduler_.post_after(network_.latency, [this, client_index] {
                 fail_connect(client_index, error_of(NetErrc::connection_refused));
             });
@@ -798,12 +859,18 @@ void World::syn_arrived(std::uint32_t client_index, Endpoint remote, int attempt
     // SYN-ACK reaches the client one latency later; its ACK reaches the server one more later.
     scheduler_.post_after(network_.latency, [this, client_index, server_index] {
         Conn& connected = *conns_[client_index];
+        if (options_.packet_tap) {
+            tap_packet(connected.remote, connected.local, WirePacket::syn | WirePacket::ack);
+        }
         connected.established = true;
         connected.app_open = true;
         trace_event("established", {{"conn", client_index + 1}, {"side", "client"}});
         deliver_connect(std::move(connected.connect_handler), {}, ConnectionId{client_index + 1});
         scheduler_.post_after(network_.latency, [this, server_index] {
             Conn& accepted = *conns_[server_index];
+            if (options_.packet_tap) {
+                tap_packet(accepted.remote, accepted.local, WirePacket::ack);
+            }
             Listener& queue = *listeners_[accepted.listener];
             --queue.handshaking;
             accepted.established = true;
@@ -1027,6 +1094,14 @@ void World::segment_arrived(std::uint32_t sender_index, std::uint32_t bytes, std
     if (sender.epoch != epoch || sender.dead) {
         return;  // dropped by a reset
     }
+    if (options_.packet_tap) {
+        // The segment's bytes are the next ones of the sender's buffer, which still holds
+        // every unacknowledged byte; it is read, not changed.
+        tap_packet(sender.local,
+                   sender.remote,
+                   WirePacket::psh | WirePacket::ack,
+                   sender.send_buffer.view(sender.delivered - sender.acked, bytes, tap_scratch_));
+    }
     Conn& receiver = *conns_[sender.peer];
     if (receiver.dead || receiver.orphaned ||
         (!receiver.app_open && receiver.listener == kNone)) {
@@ -1046,6 +1121,9 @@ void World::segment_arrived(std::uint32_t sender_index, std::uint32_t bytes, std
         if (acked.epoch != epoch || acked.dead) {
             return;
         }
+        if (options_.packet_tap) {
+            tap_packet(acked.remote, acked.local, WirePacket::ack);
+        }
         acked.acked += bytes;
         acked.send_buffer.consume(bytes);
         wake_send(acked);
@@ -1062,6 +1140,9 @@ void World::fin_arrived(std::uint32_t sender_index, std::uint32_t epoch) {
     Conn& sender = *conns_[sender_index];
     if (sender.epoch != epoch || sender.dead) {
         return;
+    }
+    if (options_.packet_tap) {
+        tap_packet(sender.local, sender.remote, WirePacket::fin | WirePacket::ack);
     }
     Conn& receiver = *conns_[sender.peer];
     if (receiver.dead) {
@@ -1088,6 +1169,9 @@ void World::send_rst(Conn& from) {
     from.receive_buffer.clear();
     if (from.peer == kNone) {
         return;
+    }
+    if (options_.packet_tap) {
+        tap_packet(from.local, from.remote, WirePacket::rst | WirePacket::ack);
     }
     Conn& target = *conns_[from.peer];
     trace_event("rst", {{"from", from.index + 1}, {"to", target.index + 1}});
@@ -1306,9 +1390,17 @@ void World::inject_reset(Conn& end, std::string_view reason) {
     }
     trace_event("fault", {{"kind", "reset"}, {"conn", end.index + 1}, {"reason", reason}});
     // The network resets the connection: this end at once, the other end one latency later.
+    // On the wire that is what a middlebox killing a connection sends: an RST to each end in
+    // the name of the other, both leaving now (the first arrives now).
+    if (options_.packet_tap && end.peer != kNone) {
+        tap_packet(end.remote, end.local, WirePacket::rst | WirePacket::ack);
+    }
     if (end.peer != kNone) {
         Conn& other = *conns_[end.peer];
         if (!other.dead) {
+            if (options_.packet_tap) {
+                tap_packet(end.local, end.remote, WirePacket::rst | WirePacket::ack);
+            }
             scheduler_.post_after(network_.latency, [this, index = other.index,
                                                      epoch = other.epoch] {
                 rst_arrived(index, epoch);
@@ -1360,6 +1452,9 @@ void World::half_open_scan(std::uint32_t listener_index, std::uint64_t scan) {
     if (!target.open) {
         return;
     }
+    if (options_.packet_tap) {
+        tap_packet(scanner_of(scan), target.endpoint, WirePacket::syn);
+    }
     if (target.ready_count() + target.handshaking >= target.backlog) {
         trace_event("scan_dropped", {{"listener", listener_index + 1}, {"scan", scan}});
         return;
@@ -1368,8 +1463,17 @@ void World::half_open_scan(std::uint32_t listener_index, std::uint64_t scan) {
     // trip after the SYN-ACK left.
     ++target.handshaking;
     trace_event("scan_syn", {{"listener", listener_index + 1}, {"scan", scan}});
+    // Nothing happens in the model when the SYN-ACK reaches the scanner, so the capture shows
+    // it as it leaves; the scanner's RST (sequence number from the SYN-ACK's acknowledgement,
+    // no ACK, RFC 793 §3.4) when it arrives and frees the slot.
+    if (options_.packet_tap) {
+        tap_packet(target.endpoint, scanner_of(scan), WirePacket::syn | WirePacket::ack);
+    }
     scheduler_.post_after(network_.latency * 2, [this, listener_index, scan] {
         Listener& scanned = *listeners_[listener_index];
+        if (options_.packet_tap) {
+            tap_packet(scanner_of(scan), scanned.endpoint, WirePacket::rst);
+        }
         --scanned.handshaking;
         trace_event("scan_rst", {{"listener", listener_index + 1},
                                  {"scan", scan},

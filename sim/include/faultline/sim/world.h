@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <exception>
+#include <functional>
 #include <limits>
 #include <map>
 #include <memory>
@@ -78,6 +79,22 @@ struct SwarmConfig {
     bool enabled = false;
 };
 
+/// One TCP segment as the simulated network carries it, for a packet capture: stamped when it
+/// arrives (or, for an RST and a half-open scan's SYN-ACK, when it is sent). TCP flag bits as
+/// on the wire. Scans come from 127.0.0.2, port 40000 + scan number (mod 20000).
+struct WirePacket {
+    static constexpr std::uint8_t fin = 0x01;
+    static constexpr std::uint8_t syn = 0x02;
+    static constexpr std::uint8_t rst = 0x04;
+    static constexpr std::uint8_t psh = 0x08;
+    static constexpr std::uint8_t ack = 0x10;
+    model::TimePoint at{};
+    model::Endpoint source;
+    model::Endpoint destination;
+    std::uint8_t flags = 0;
+    std::span<const std::byte> payload;
+};
+
 /// Thrown inside a logical thread that was told to exit while blocked; caught by the world.
 struct ThreadExitRequested {};
 
@@ -103,6 +120,8 @@ public:
         Trace::Mode trace_mode = Trace::Mode::full;
         std::size_t stack_bytes = std::size_t{256} * 1024;
         std::size_t pool_threads_max = 512;
+        /// Sees every packet on the simulated wire (optional; changes nothing in the run).
+        std::function<void(const WirePacket&)> packet_tap;
     };
 
     explicit World(Options options);
@@ -225,6 +244,14 @@ private:
     void inject_stall(Conn& end, std::optional<model::Duration> duration, std::string_view reason);
     void half_open_scan(std::uint32_t listener_index, std::uint64_t scan);
 
+    // packet capture
+    /// Hands one segment, stamped now, to Options::packet_tap; callers test that the tap is set
+    /// first, so that a run without one pays one branch per segment and nothing more.
+    void tap_packet(const model::Endpoint& source,
+                    const model::Endpoint& destination,
+                    std::uint8_t flags,
+                    std::span<const std::byte> payload = {});
+
     // threads
     void resume(Thread& target);
     void schedule_resume(Thread& target);
@@ -256,6 +283,7 @@ private:
     Thread* current_ = nullptr;
     std::exception_ptr escaped_;
     std::uint32_t pairs_ = 0;
+    std::vector<std::byte> tap_scratch_;  // a tapped segment's bytes when its ring wraps
     std::uint32_t ephemeral_port_next_ = kEphemeralPortFirst;
     static constexpr std::uint32_t kEphemeralPortFirst = 32768;  // Linux ip_local_port_range
     static constexpr std::uint32_t kEphemeralPortLast = 60999;
