@@ -103,5 +103,66 @@ else
     echo "FAIL send_mail: exit $sent_status: $sent"; failures=$((failures + 1))
 fi
 rm -rf "$work"
+# The views (issue #6): diff, the Trace Event timeline, results and the report, JUnit from run and
+# fuzz, clause coverage. tools/test_pcap.sh and tools/test_report.sh check the pcap with tshark
+# and the report in Chromium.
+work=$(mktemp -d)
+failing=$src/tools/examples/failing
+m32=$src/scenarios/smtp/m32_seed_example.json
+check replay_views 0 'timeline: .*m32.json' -- "$cli" replay "$m32" --trace "$work/a.jsonl" --chrome-trace "$work/m32.json"
+"$cli" replay "$m32" --trace "$work/b.jsonl" > /dev/null
+# A failing run still writes its views (and exits 1): the failing regression example.
+check replay_views_failing 1 'capture: .*m11.pcap \([1-9][0-9]* packets' -- "$cli" replay "$failing/m11_quit_cut_expected_undelivered.json" --chrome-trace "$work/m11.json" --pcap "$work/m11.pcap"
+if /usr/bin/python3 -c 'import json,sys; e=json.load(open(sys.argv[1]))["traceEvents"]; assert any(x["ph"]=="X" and x["name"].startswith("thread main") for x in e); assert sum(1 for x in e if x["name"].startswith("partial send"))>10' "$work/m11.json" &&
+   [ "$(head -c 4 "$work/m11.pcap" | od -An -tx1 | tr -d ' ')" = "4d3cb2a1" ]; then
+    echo "ok   failing_views_written"
+else
+    echo "FAIL failing_views_written"; failures=$((failures + 1))
+fi
+"$cli" replay "$m32" --seed 2 --trace "$work/seed2.jsonl" > /dev/null
+check diff_same 0 '^identical: [0-9]+ events compared' -- "$cli" diff "$work/a.jsonl" "$work/b.jsonl"
+check diff_seed 1 'fields that differ: seed$' -- "$cli" diff "$work/a.jsonl" "$work/seed2.jsonl"
+check diff_api_only 0 '^identical' -- "$cli" diff "$work/a.jsonl" "$work/seed2.jsonl" --only api --ignore t,seq
+# Sim against real: the same scenario's API events (calls, results, callbacks) agree in order.
+s09=$src/scenarios/send/s09_partial_completion.json
+"$cli" run "$s09" --transport sim --profile documented --trace "$work/s09_sim.jsonl" > /dev/null
+"$cli" run "$s09" --transport real --profile documented --trace "$work/s09_real.jsonl" > /dev/null
+check diff_sim_real 0 '^identical: [1-9][0-9]* events compared' -- "$cli" diff "$work/s09_sim.jsonl" "$work/s09_real.jsonl" --only api --ignore t,seq,thread
+check diff_missing 2 'cannot read' -- "$cli" diff "$work/a.jsonl" "$work/nope.jsonl"
+check diff_usage 2 'diff needs two trace files' -- "$cli" diff "$work/a.jsonl"
+if /usr/bin/python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); e=d["traceEvents"]; assert any(x["ph"]=="X" and x["name"]=="send_async client m" for x in e); assert any(x["ph"]=="s" for x in e)' "$work/m32.json"; then
+    echo "ok   chrome_trace_json"
+else
+    echo "FAIL chrome_trace_json"; failures=$((failures + 1))
+fi
+check failing_examples 1 '2 scenarios, 4 runs: 0 passed, 4 failed' -- "$cli" run "$failing" --transport sim --junit "$work/failing.xml" --results "$work/r.json"
+if grep -q 'tests="4" failures="4"' "$work/failing.xml" && grep -q 'replay: ./faultline replay .*m11_quit_cut_expected_undelivered.json --profile documented --seed 2336' "$work/failing.xml" &&
+   /usr/bin/python3 -c 'import json,sys; r=json.load(open(sys.argv[1]))["runs"]; assert len(r)==4 and all(x["status"]=="failed" and x["trace"] for x in r)' "$work/r.json"; then
+    echo "ok   failing_junit_and_results"
+else
+    echo "FAIL failing_junit_and_results"; failures=$((failures + 1))
+fi
+check report_html 0 'report: .*report.html \(4 runs, 4 failed\)' -- "$cli" report "$work/r.json" --html "$work/report.html"
+printf '{"faultline_results": 1, "runs": [{"scenario": 5}]}' > "$work/bad.json"
+check report_bad_results 2 'bad.json: ' -- "$cli" report "$work/bad.json" --html "$work/x.html"
+printf 'not json' > "$work/bad.json"
+check report_not_json 2 'bad.json: not JSON' -- "$cli" report "$work/bad.json" --html "$work/x.html"
+check report_usage 2 'report needs RESULTS... and --html' -- "$cli" report "$work/r.json"
+check fuzz_junit 0 '0 failed' -- "$cli" fuzz --runs 30 --seed 3 --out "$work/fuzz" --junit "$work/fuzz.xml"
+if grep -q '<testsuite name="faultline fuzz" tests="6" failures="0"' "$work/fuzz.xml" && grep -q 'classname="fuzz.smtp"' "$work/fuzz.xml"; then
+    echo "ok   fuzz_junit_file"
+else
+    echo "FAIL fuzz_junit_file"; cat "$work/fuzz.xml"; failures=$((failures + 1))
+fi
+check coverage 0 '^[0-9]+ clauses: [0-9]+ covered, 0 uncovered' -- bash -c "cd '$src' && '$cli' coverage"
+check coverage_no_unknown_ids 0 '^\| S-1 \|' -- bash -c "cd '$src' && '$cli' coverage | grep -v '^cited but not in'"
+if (cd "$src" && "$cli" coverage | grep -q '^cited but not in'); then
+    echo "FAIL coverage: a test or scenario cites an id the clause list lacks"; (cd "$src" && "$cli" coverage | grep '^cited'); failures=$((failures + 1))
+else
+    echo "ok   coverage_ids_known"
+fi
+check coverage_no_list 2 'cannot read' -- bash -c "cd '$work' && '$cli' coverage"
+check readme_coverage 0 'current' -- /usr/bin/python3 "$src/tools/readme_coverage" "$cli" --check
+rm -rf "$work"
 echo "$failures failed"
 [ "$failures" -eq 0 ]

@@ -1,5 +1,7 @@
 #include <chrono>
 #include <memory>
+#include <mutex>
+#include <nlohmann/json.hpp>
 
 #include "faultline/conformance/harness.h"
 #include "faultline/conformance/real_faults.h"
@@ -39,7 +41,7 @@ std::optional<std::string> real_limit(const Scenario& scenario) {
 }
 
 RunOutcome run_real(const Scenario& scenario, const std::string& profile_name,
-                    RealRecording* recording) {
+                    RealRecording* recording, bool trace) {
     RunOutcome outcome;
     outcome.scenario = scenario.name;
     outcome.path = scenario.path;
@@ -84,6 +86,33 @@ RunOutcome run_real(const Scenario& scenario, const std::string& profile_name,
             recording->schedule.push_back(event);
         };
     }
+    // The API-level trace: the same "api" events a sim trace has, stamped with wall-clock
+    // nanoseconds since the start, so `faultline diff --only api --ignore t,seq,thread` can put a
+    // real run beside its sim run.
+    std::mutex trace_mutex;
+    if (trace) {
+        outcome.trace.push_back(nlohmann::json{{"t", 0},
+                                               {"seq", 0},
+                                               {"thread", "real"},
+                                               {"ev", "scenario"},
+                                               {"name", scenario.name},
+                                               {"profile", profile_name},
+                                               {"transport", "real"}}
+                                    .dump());
+        options.record = [&](std::string_view name, std::string_view detail) {
+            const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                std::chrono::steady_clock::now() - started)
+                                .count();
+            std::unique_lock lock(trace_mutex);
+            outcome.trace.push_back(nlohmann::json{{"t", ns},
+                                                   {"seq", outcome.trace.size()},
+                                                   {"thread", "real"},
+                                                   {"ev", "api"},
+                                                   {"call", name},
+                                                   {"detail", detail}}
+                                        .dump());
+        };
+    }
     Harness<RealFaults> harness(faults, scenario, *profile, options);
 
     std::mutex mutex;
@@ -122,6 +151,12 @@ RunOutcome run_real(const Scenario& scenario, const std::string& profile_name,
         recording->seam = faults.seam();
     }
     transport.reset();
+    if (trace) {
+        std::unique_lock lock(trace_mutex);
+        outcome.events = outcome.trace.size();
+        outcome.trace.push_back(
+            nlohmann::json{{"ev", "end"}, {"events", outcome.events}, {"transport", "real"}}.dump());
+    }
     outcome.status = outcome.failures.empty() ? RunStatus::passed : RunStatus::failed;
     outcome.wall_ms =
         std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started).count();
@@ -130,14 +165,14 @@ RunOutcome run_real(const Scenario& scenario, const std::string& profile_name,
 
 }  // namespace
 
-RunOutcome run_on_real(const Scenario& scenario, const std::string& profile) {
-    return run_real(scenario, profile, nullptr);
+RunOutcome run_on_real(const Scenario& scenario, const std::string& profile, bool trace) {
+    return run_real(scenario, profile, nullptr, trace);
 }
 
 RunOutcome record_on_real(const Scenario& scenario, const std::string& profile,
                           RealRecording& recording) {
     recording = RealRecording{};
-    return run_real(scenario, profile, &recording);
+    return run_real(scenario, profile, &recording, false);
 }
 
 }  // namespace faultline::conformance

@@ -63,6 +63,7 @@ RunOutcome run_on_sim(const Scenario& scenario, const std::string& profile_name,
     options.faults = scenario.faults;
     options.swarm.enabled = scenario.swarm;
     options.trace_mode = trace_mode;
+    options.packet_tap = run_options.packet_tap;
     sim::World world(options);
     world.trace_event("scenario", {{"name", std::string_view(scenario.name)},
                                    {"profile", std::string_view(profile_name)}});

@@ -148,7 +148,7 @@ TEST(RecordReal, SendScriptedPartialSendsReplayOnSim_S9) {
     EXPECT_GE(faults_of_kind(recorded, "partial_send"), 2U);
 }
 
-// A-17 and the listener disposed from another thread: two threads, so the recording carries the
+// A-6, the listener disposed from another thread: two threads, so the recording carries the
 // order their steps started and ended, and the replay on sim follows it.
 TEST(RecordReal, AcceptTwoThreadsReplayInTheRecordedInterleaving) {
     const json recorded =

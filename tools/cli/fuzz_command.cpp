@@ -9,6 +9,7 @@
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
+#include <fstream>
 #include <iostream>
 #include <map>
 #include <nlohmann/json.hpp>
@@ -21,6 +22,7 @@
 #include "faultline/conformance/fuzz.h"
 #include "faultline/conformance/scenario.h"
 #include "faultline/model/mutants.h"
+#include "faultline/views/junit.h"
 #include "faultline/sim/prng.h"
 
 namespace faultline::cli {
@@ -42,6 +44,8 @@ struct Progress {
     std::uint64_t failures = 0;
     FuzzCoverage coverage;
     std::vector<json> findings;  // one object per shrunk failure
+    std::map<std::string, std::uint64_t> runs_by_case;      // "family/profile" -> runs
+    std::map<std::string, std::uint64_t> failures_by_case;  // "family/profile" -> failed runs
 };
 
 json to_json(const Progress& progress) {
@@ -49,7 +53,9 @@ json to_json(const Progress& progress) {
             {"failures", progress.failures},
             {"faults", progress.coverage.faults},
             {"paths", progress.coverage.paths},
-            {"findings", progress.findings}};
+            {"findings", progress.findings},
+            {"runs_by_case", progress.runs_by_case},
+            {"failures_by_case", progress.failures_by_case}};
 }
 
 Progress from_json(const json& value) {
@@ -59,6 +65,9 @@ Progress from_json(const json& value) {
     progress.coverage.faults = value.at("faults").get<std::map<std::string, std::uint64_t>>();
     progress.coverage.paths = value.at("paths").get<std::map<std::string, std::uint64_t>>();
     progress.findings = value.at("findings").get<std::vector<json>>();
+    progress.runs_by_case = value.at("runs_by_case").get<std::map<std::string, std::uint64_t>>();
+    progress.failures_by_case =
+        value.at("failures_by_case").get<std::map<std::string, std::uint64_t>>();
     return progress;
 }
 
@@ -147,8 +156,10 @@ void run_worker(const FuzzOptions& options,
         const RunOutcome outcome = conformance::run_scenario_json(scenario, profile, &paths);
         conformance::record_coverage(scenario, paths, progress.coverage);
         ++progress.runs;
+        ++progress.runs_by_case[family + "/" + profile];
         if (outcome.status == RunStatus::failed) {
             ++progress.failures;
+            ++progress.failures_by_case[family + "/" + profile];
             const std::string signature = conformance::failure_signature(outcome);
             if (seen.insert(signature).second) {
                 const double found_after =
@@ -183,8 +194,64 @@ Progress merge(const std::vector<Progress>& parts) {
             total.coverage.paths[path] += count;
         }
         total.findings.insert(total.findings.end(), part.findings.begin(), part.findings.end());
+        for (const auto& [key, count] : part.runs_by_case) {
+            total.runs_by_case[key] += count;
+        }
+        for (const auto& [key, count] : part.failures_by_case) {
+            total.failures_by_case[key] += count;
+        }
     }
     return total;
+}
+
+/// JUnit for CI: one testcase per family x profile the campaign drew (failed when any of its
+/// runs failed) and one per shrunk finding, carrying the file and its replay command.
+bool write_fuzz_junit(const std::string& path, const FuzzOptions& options, const Progress& total,
+                      double seconds) {
+    using views::JunitCase;
+    std::vector<JunitCase> cases;
+    const double per_run = total.runs > 0 ? seconds / static_cast<double>(total.runs) : 0.0;
+    for (const auto& [key, runs] : total.runs_by_case) {
+        const auto slash = key.find('/');
+        JunitCase test;
+        test.classname = "fuzz." + key.substr(0, slash);
+        test.name = "generated " + key.substr(0, slash) + " scenarios [sim/" + key.substr(slash + 1) +
+                    "] seeds from " + std::to_string(options.seed) + " shard " +
+                    std::to_string(options.shard_index) + "/" + std::to_string(options.shard_count);
+        test.seconds = per_run * static_cast<double>(runs);
+        const auto failed = total.failures_by_case.find(key);
+        if (failed != total.failures_by_case.end() && failed->second > 0) {
+            test.status = JunitCase::Status::failed;
+            test.message = std::to_string(failed->second) + " of " + std::to_string(runs) +
+                           " runs failed";
+            test.body = test.message + "; each distinct failure is a finding testcase below\n";
+        }
+        cases.push_back(std::move(test));
+    }
+    for (const json& finding : total.findings) {
+        JunitCase test;
+        test.classname = "fuzz." + finding.at("family").get<std::string>();
+        test.name = "finding seed " + std::to_string(finding.at("seed").get<std::uint64_t>()) +
+                    " [sim/" + finding.at("profile").get<std::string>() + "]";
+        test.seconds = finding.at("shrink_seconds").get<double>();
+        test.status = JunitCase::Status::failed;
+        test.message = finding.at("property").get<std::string>();
+        test.body = test.message + "\nshrunk " +
+                    std::to_string(finding.at("steps_before").get<std::uint64_t>()) + " -> " +
+                    std::to_string(finding.at("steps_after").get<std::uint64_t>()) +
+                    " steps: " + finding.at("path").get<std::string>() +
+                    (finding.at("replays").get<bool>() ? "" : " (THE FILE DOES NOT REPLAY IT)") +
+                    "\nreplay: ./faultline replay " + finding.at("path").get<std::string>() + "\n";
+        cases.push_back(std::move(test));
+    }
+    std::ofstream out(path, std::ios::binary);
+    out << views::junit_xml("faultline fuzz", cases);
+    out.close();
+    if (!out) {
+        std::cerr << "faultline: cannot write " << path << "\n";
+        return false;
+    }
+    return true;
 }
 
 std::string missing(const std::map<std::string, std::uint64_t>& seen,
@@ -435,6 +502,9 @@ int fuzz_command(const FuzzOptions& options) {
                                            : "THE FILE DOES NOT REPLAY IT",
             finding["replays"].get<bool>() ? finding["trace_hash"].get<std::string>().c_str() : "",
             finding["path"].get<std::string>().c_str());
+    }
+    if (options.junit && !write_fuzz_junit(*options.junit, options, total, seconds)) {
+        return 2;
     }
     return total.failures > 0 ? kExitFailed : kExitPassed;
 }

@@ -21,6 +21,7 @@ struct FuzzOptions {
     unsigned jobs = 1;  // worker processes on this machine
     std::optional<std::string> mutant;  // a planted bug to switch on (mutants builds only)
     std::optional<std::size_t> max_failures;  // each job stops after this many new failures
+    std::optional<std::string> junit;  // JUnit file: a testcase per family x profile and finding
 };
 
 /// Runs the campaign; 0 when every run passed, 1 when something failed, 2 on bad input.

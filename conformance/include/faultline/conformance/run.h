@@ -13,6 +13,7 @@
 #include "faultline/conformance/oracle.h"
 #include "faultline/conformance/scenario.h"
 #include "faultline/sim/trace.h"
+#include "faultline/sim/world.h"
 
 namespace faultline::conformance {
 
@@ -52,6 +53,8 @@ struct SimRunOptions {
     std::uint64_t events_max = 200'000'000;
     /// Receives every step's observation by JSON pointer (optional; see HarnessOptions).
     std::function<void(const std::string& pointer, const Observation& observation)> observe;
+    /// Sees every packet on the simulated wire (optional; see sim::World::Options).
+    std::function<void(const sim::WirePacket& packet)> packet_tap;
 };
 
 [[nodiscard]] RunOutcome run_on_sim(const Scenario& scenario, const std::string& profile,
@@ -62,7 +65,9 @@ struct SimRunOptions {
                                     sim::Trace::Mode trace_mode = sim::Trace::Mode::full,
                                     std::uint64_t events_max = 200'000'000);
 
-[[nodiscard]] RunOutcome run_on_real(const Scenario& scenario, const std::string& profile);
+/// With `trace`, the outcome carries the run's API events as JSON Lines (wall-clock "t").
+[[nodiscard]] RunOutcome run_on_real(const Scenario& scenario, const std::string& profile,
+                                     bool trace = false);
 
 /// The one-line command that replays a run on sim.
 [[nodiscard]] std::string replay_command(const RunOutcome& outcome);
