@@ -1,8 +1,9 @@
 #include "faultline/views/coverage.h"
 
 #include <algorithm>
-#include <regex>
+#include <array>
 #include <sstream>
+#include <string_view>
 
 namespace faultline::views {
 namespace {
@@ -40,6 +41,103 @@ std::string joined(const std::vector<std::string>& items, const std::string& sep
     return out;
 }
 
+bool is_family(char character) { return std::string_view("SAMW").find(character) != std::string_view::npos; }
+bool is_digit(char character) { return character >= '0' && character <= '9'; }
+bool is_word(char character) {
+    return is_digit(character) || character == '_' || (character >= 'a' && character <= 'z') ||
+           (character >= 'A' && character <= 'Z');
+}
+
+/// "S-7": a family letter, a dash, digits, nothing else.
+bool is_clause_id(std::string_view text) {
+    return text.size() >= 3 && is_family(text[0]) && text[1] == '-' &&
+           std::all_of(text.begin() + 2, text.end(), is_digit);
+}
+
+/// "S-7" from digits that may carry leading zeros ("07").
+std::string clause_id(char family, std::string_view digits) {
+    const auto first = digits.find_first_not_of('0');
+    return std::string(1, family) + "-" +
+           (first == std::string_view::npos ? std::string("0") : std::string(digits.substr(first)));
+}
+
+/// Ids written as in prose: "S-7", "M-27/M-28", "A-12b" (a sub-case, counted as A-12); the
+/// letter must start a word.
+void ids_in_text(std::string_view text, std::vector<std::string>& out) {
+    for (std::size_t at = 0; at + 2 < text.size(); ++at) {
+        if (!is_family(text[at]) || text[at + 1] != '-' || !is_digit(text[at + 2]) ||
+            (at > 0 && is_word(text[at - 1]))) {
+            continue;
+        }
+        std::size_t end = at + 2;
+        while (end < text.size() && is_digit(text[end])) {
+            ++end;
+        }
+        add_unique(out, clause_id(text[at], text.substr(at + 2, end - at - 2)));
+        at = end - 1;
+    }
+}
+
+/// Ids in a test's name: underscore-separated parts like "S9", "S07" or "A12b".
+void ids_in_name(std::string_view name, std::vector<std::string>& out) {
+    std::size_t start = 0;
+    while (start <= name.size()) {
+        const std::size_t end = std::min(name.find('_', start), name.size());
+        std::string_view part = name.substr(start, end - start);
+        if (!part.empty() && part.back() >= 'a' && part.back() <= 'z') {
+            part.remove_suffix(1);
+        }
+        if (part.size() >= 2 && is_family(part[0]) &&
+            std::all_of(part.begin() + 1, part.end(), is_digit)) {
+            add_unique(out, clause_id(part[0], part.substr(1)));
+        }
+        start = end + 1;
+    }
+}
+
+/// "TEST(Suite, Name" and the other GoogleTest/RapidCheck test macros at the start of a line:
+/// "Suite.Name", or empty.
+std::string test_header(std::string_view line) {
+    static constexpr std::array<std::string_view, 6> kMacros = {
+        "TEST", "TEST_F", "TEST_P", "TYPED_TEST", "RC_GTEST_PROP", "RC_GTEST_FIXTURE_PROP"};
+    const auto first = line.find_first_not_of(" \t");
+    if (first == std::string_view::npos) {
+        return {};
+    }
+    line.remove_prefix(first);
+    std::size_t macro_end = 0;
+    while (macro_end < line.size() && is_word(line[macro_end])) {
+        ++macro_end;
+    }
+    if (std::find(kMacros.begin(), kMacros.end(), line.substr(0, macro_end)) == kMacros.end()) {
+        return {};
+    }
+    auto word_after = [&](std::size_t& at, char separator) -> std::string_view {
+        while (at < line.size() && line[at] == ' ') {
+            ++at;
+        }
+        if (at >= line.size() || line[at] != separator) {
+            return {};
+        }
+        ++at;
+        while (at < line.size() && line[at] == ' ') {
+            ++at;
+        }
+        const std::size_t begin = at;
+        while (at < line.size() && is_word(line[at])) {
+            ++at;
+        }
+        return line.substr(begin, at - begin);
+    };
+    std::size_t at = macro_end;
+    const std::string_view suite = word_after(at, '(');
+    const std::string_view name = suite.empty() ? std::string_view() : word_after(at, ',');
+    if (name.empty()) {
+        return {};
+    }
+    return std::string(suite) + "." + std::string(name);
+}
+
 std::string file_stem(const std::string& path) {
     const auto slash = path.find_last_of('/');
     std::string name = slash == std::string::npos ? path : path.substr(slash + 1);
@@ -50,7 +148,6 @@ std::string file_stem(const std::string& path) {
 }  // namespace
 
 std::variant<std::vector<Clause>, std::string> parse_clauses(const std::string& text) {
-    static const std::regex id_pattern("[SAMW]-[0-9]+");
     std::vector<Clause> clauses;
     std::istringstream lines(text);
     std::string line;
@@ -67,7 +164,7 @@ std::variant<std::vector<Clause>, std::string> parse_clauses(const std::string& 
         clause.id = line.substr(0, first);
         const std::string differs = line.substr(first + 1, second - first - 1);
         clause.summary = line.substr(second + 1);
-        if (!std::regex_match(clause.id, id_pattern)) {
+        if (!is_clause_id(clause.id)) {
             return "line " + std::to_string(number) + ": \"" + clause.id + "\" is not a clause id (S-1, A-2, M-3, W-4)";
         }
         if (differs != "0" && differs != "1") {
@@ -91,10 +188,6 @@ std::vector<TestCitation> cited_in_test_source(const std::string& file_name,
                                                const std::string& source) {
     // A test starts at its TEST-like macro; the comment lines right above it are its own. Ids
     // cited outside every test (a file's header comment) pin nothing.
-    static const std::regex header(
-        R"(^\s*(?:TEST|TEST_F|TEST_P|TYPED_TEST|RC_GTEST_PROP|RC_GTEST_FIXTURE_PROP)\s*\(\s*(\w+)\s*,\s*(\w+))");
-    static const std::regex in_text(R"(\b([SAMW])-([0-9]+)\b)");
-    static const std::regex in_name(R"((?:^|_)([SAMW])0*([0-9]+)[a-z]?(?=_|$))");
     std::vector<std::string> lines;
     {
         std::istringstream stream(source);
@@ -106,8 +199,8 @@ std::vector<TestCitation> cited_in_test_source(const std::string& file_name,
     // Where each test's region starts (its leading comment block) and its name.
     std::vector<std::pair<std::size_t, std::string>> starts;
     for (std::size_t index = 0; index < lines.size(); ++index) {
-        std::smatch match;
-        if (!std::regex_search(lines[index], match, header)) {
+        std::string test = test_header(lines[index]);
+        if (test.empty()) {
             continue;
         }
         std::size_t begin = index;
@@ -115,24 +208,17 @@ std::vector<TestCitation> cited_in_test_source(const std::string& file_name,
                lines[begin - 1].find_first_not_of(" \t") == lines[begin - 1].find("//")) {
             --begin;
         }
-        starts.emplace_back(begin, match[1].str() + "." + match[2].str());
+        starts.emplace_back(begin, std::move(test));
     }
     std::vector<TestCitation> citations;
     for (std::size_t test = 0; test < starts.size(); ++test) {
         const std::size_t end = test + 1 < starts.size() ? starts[test + 1].first : lines.size();
         TestCitation citation;
         citation.test = starts[test].second;
-        const std::string name = citation.test.substr(citation.test.find('.') + 1);
-        for (auto it = std::sregex_iterator(name.begin(), name.end(), in_name);
-             it != std::sregex_iterator(); ++it) {
-            add_unique(citation.clauses, (*it)[1].str() + "-" + (*it)[2].str());
-        }
+        ids_in_name(std::string_view(citation.test).substr(citation.test.find('.') + 1),
+                    citation.clauses);
         for (std::size_t index = starts[test].first; index < end; ++index) {
-            const std::string& line = lines[index];
-            for (auto it = std::sregex_iterator(line.begin(), line.end(), in_text);
-                 it != std::sregex_iterator(); ++it) {
-                add_unique(citation.clauses, (*it)[1].str() + "-" + (*it)[2].str());
-            }
+            ids_in_text(lines[index], citation.clauses);
         }
         if (!citation.clauses.empty()) {
             citations.push_back(std::move(citation));

@@ -32,7 +32,8 @@ TEST(Coverage, TestSourcesCiteClausesInNamesCommentsAndBodies) {
 // S-9: partial completion.
 // and M-27/M-28 in one comment.
 TEST(SendSim, PartialCompletion) {
-    check("A-12b");  // A-12b counts as A-12
+    check("A-12b");  // a sub-case counts as its clause
+    int size_S1 = 1;  // not an id: part of a word
 }
 
 TEST(RecordReal, KernelCut_S9_S21) {
