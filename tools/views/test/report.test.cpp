@@ -11,7 +11,6 @@
 #include <algorithm>
 #include <filesystem>
 #include <limits>
-#include <regex>
 #include <string>
 #include <vector>
 
@@ -302,11 +301,11 @@ TEST(Report, EveryFailureHasBothDiagramsAndNothingIsFetched) {
     EXPECT_EQ(html.find("src="), std::string::npos);
     EXPECT_EQ(html.find("url("), std::string::npos);
     EXPECT_EQ(html.find("@import"), std::string::npos);
-    const std::regex href("href=\"([^\"]*)\"");
-    for (auto match = std::sregex_iterator(html.begin(), html.end(), href);
-         match != std::sregex_iterator();
-         ++match) {
-        const std::string target = (*match)[1].str();
+    // Every link stays on the page (no <regex>: GCC 12 under ASan warns inside it).
+    const std::string href = "href=\"";
+    for (auto at = html.find(href); at != std::string::npos; at = html.find(href, at + 1)) {
+        const auto begin = at + href.size();
+        const std::string target = html.substr(begin, html.find('"', begin) - begin);
         EXPECT_TRUE(target.rfind('#', 0) == 0 || target == "data:,") << target;
     }
     // The render check the Chromium test reads.
