@@ -1751,7 +1751,16 @@ Diagram timeline_diagram(const Timeline& timeline) {
             if (begin > 0) {
                 labels.push_back(Label{x_of(begin), format_time(begin), true});
             }
-            for (std::int64_t tick = (begin + step - 1) / step * step; tick <= end; tick += step) {
+            // The first multiple of step at or after begin, without overflowing near the top
+            // of the range (a hostile trace can stamp an event at INT64_MAX).
+            std::int64_t first = begin - begin % step;
+            if (first < begin) {
+                if (first > std::numeric_limits<std::int64_t>::max() - step) {
+                    continue;
+                }
+                first += step;
+            }
+            for (std::int64_t tick = first; tick <= end; tick += step) {
                 labels.push_back(Label{x_of(tick), format_time(tick), false});
                 if (tick > end - step) {
                     break;
