@@ -123,16 +123,21 @@ check_counts() {
     [[ $rst -eq $want_rst ]] || fail "$label: $rst RSTs, the trace says $want_rst"
 }
 
+# Sets port (the server's: where the first SYN went) and commands (the SMTP commands tshark
+# decodes in $pcap, in order, each followed by a space).
+smtp_commands() {
+    port=$(shark -r "$pcap" -Y 'tcp.flags.syn == 1 && tcp.flags.ack == 0' -T fields \
+        -e tcp.dstport | head -n 1)
+    commands=$(shark -r "$pcap" -d "tcp.port==$port,smtp" -Y 'smtp.req.command' -T fields \
+        -e smtp.req.command | tr '\n' ' ')
+}
+
 # ---- the SMTP dialogue --------------------------------------------------------------------
 m32=smtp/m32_seed_example.json
 if capture "$m32"; then
     check_clean m32
     check_counts m32
-    # The server port: where the first SYN went.
-    port=$(shark -r "$pcap" -Y 'tcp.flags.syn == 1 && tcp.flags.ack == 0' -T fields \
-        -e tcp.dstport | head -n 1)
-    commands=$(shark -r "$pcap" -d "tcp.port==$port,smtp" -Y 'smtp.req.command' -T fields \
-        -e smtp.req.command | tr '\n' ' ')
+    smtp_commands
     # What the scenario expects the server to have received: the verbs of smtp_commands.
     expected=$(python3 -c '
 import json, sys
@@ -186,10 +191,7 @@ if [[ $status -ne 1 || ! -s $pcap ]]; then
 else
     check_clean m11
     check_counts m11
-    port=$(shark -r "$pcap" -Y 'tcp.flags.syn == 1 && tcp.flags.ack == 0' -T fields \
-        -e tcp.dstport | head -n 1)
-    commands=$(shark -r "$pcap" -d "tcp.port==$port,smtp" -Y 'smtp.req.command' -T fields \
-        -e smtp.req.command | tr '\n' ' ')
+    smtp_commands
     echo "m11: SMTP commands decoded from 5-byte segments: $commands"
     # tshark's SMTP dissector does not see an end of data split across segments ("\r\n" and
     # ".\r\n" arrive apart here), so it reads the QUIT after it as message text: the commands
