@@ -5,19 +5,10 @@
 #include <sstream>
 #include <string_view>
 
+#include "trace_fields.h"
+
 namespace faultline::views {
 namespace {
-
-/// "S-7" -> ('S', 7) for ordering S, A, M, W by number.
-std::pair<int, int> clause_order(const std::string& id) {
-    static const std::string families = "SAMW";
-    const auto family = families.find(id.empty() ? '?' : id.front());
-    int number = 0;
-    for (std::size_t i = 2; i < id.size() && id[i] >= '0' && id[i] <= '9'; ++i) {
-        number = number * 10 + (id[i] - '0');
-    }
-    return {family == std::string::npos ? 4 : static_cast<int>(family), number};
-}
 
 void add_unique(std::vector<std::string>& list, const std::string& item) {
     if (std::find(list.begin(), list.end(), item) == list.end()) {
@@ -261,7 +252,7 @@ std::vector<ClauseCoverage> clause_coverage(const std::vector<Clause>& clauses,
     }
     std::stable_sort(coverage.begin(), coverage.end(),
                      [](const ClauseCoverage& a, const ClauseCoverage& b) {
-                         return clause_order(a.clause.id) < clause_order(b.clause.id);
+                         return detail::ClauseLess{}(a.clause.id, b.clause.id);
                      });
     return coverage;
 }

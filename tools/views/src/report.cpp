@@ -12,11 +12,17 @@
 #include <utility>
 
 #include "faultline/views/timeline.h"
+#include "trace_fields.h"
 
 namespace faultline::views {
 namespace {
 
 using nlohmann::json;
+using detail::ClauseLess;
+using detail::field;
+using detail::first_word;
+using detail::integer_field;
+using detail::text_of;
 
 // ---------------------------------------------------------------------------------------------
 // Text. Everything drawn comes from a results file or a trace, which may hold raw bytes from the
@@ -197,45 +203,6 @@ double text_width(std::string_view text) {
 // ---------------------------------------------------------------------------------------------
 // Ordering.
 
-/// Clauses sort by family in the order of the contract (S, A, M, W, then any other), then
-/// numerically (S-9 before S-10), then by the whole text (S-12 before S-12b).
-struct ClauseKey {
-    int family = 4;
-    std::string prefix;
-    std::uint64_t number = 0;
-    std::string text;
-    auto operator<=>(const ClauseKey&) const = default;
-};
-
-ClauseKey clause_key(const std::string& clause) {
-    ClauseKey key;
-    key.text = clause;
-    const std::size_t dash = clause.find('-');
-    key.prefix = clause.substr(0, dash);
-    static const std::map<std::string, int> kFamilies = {{"S", 0}, {"A", 1}, {"M", 2}, {"W", 3}};
-    const auto family = kFamilies.find(key.prefix);
-    // Anything that is not "family-number" (such as the table's "(no clause)") sorts last.
-    key.family = dash == std::string::npos ? 5 : family == kFamilies.end() ? 4 : family->second;
-    if (dash != std::string::npos) {
-        for (std::size_t at = dash + 1;
-             at < clause.size() && clause[at] >= '0' && clause[at] <= '9';
-             ++at) {
-            // Saturate instead of overflowing on a hostile 30-digit clause number.
-            const auto digit = static_cast<std::uint64_t>(clause[at] - '0');
-            key.number = key.number > (std::numeric_limits<std::uint64_t>::max() - digit) / 10
-                             ? std::numeric_limits<std::uint64_t>::max()
-                             : key.number * 10 + digit;
-        }
-    }
-    return key;
-}
-
-struct ClauseLess {
-    bool operator()(const std::string& left, const std::string& right) const {
-        return clause_key(left) < clause_key(right);
-    }
-};
-
 /// Transports in the order a run reports them (sim, then real), then any other.
 struct TransportLess {
     static int rank(const std::string& transport) {
@@ -382,29 +349,6 @@ std::optional<std::string> read_run(const json& item, const std::string& where, 
 // ---------------------------------------------------------------------------------------------
 // Trace events.
 
-std::string text_of(const json& value) {
-    return value.is_string() ? value.get<std::string>()
-                             : value.dump(-1, ' ', false, json::error_handler_t::replace);
-}
-
-std::string field(const json& event, const char* key) {
-    const auto found = event.find(key);
-    return found == event.end() ? std::string() : text_of(*found);
-}
-
-std::int64_t integer_field(const json& event, const char* key, std::int64_t otherwise) {
-    const auto found = event.find(key);
-    if (found == event.end() || !found->is_number_integer()) {
-        return otherwise;
-    }
-    if (found->is_number_unsigned() &&
-        found->get<std::uint64_t>() >
-            static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max())) {
-        return otherwise;
-    }
-    return found->get<std::int64_t>();
-}
-
 /// "k=v k=v" of an event's fields other than the ones every event has.
 std::string other_fields(const json& event, std::initializer_list<std::string_view> skip) {
     std::string out;
@@ -418,8 +362,6 @@ std::string other_fields(const json& event, std::initializer_list<std::string_vi
     }
     return out;
 }
-
-std::string first_word(const std::string& text) { return text.substr(0, text.find(' ')); }
 
 // ---------------------------------------------------------------------------------------------
 // The sequence diagram.

@@ -4,29 +4,21 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 
+#include "trace_fields.h"
+
 namespace faultline::views {
 namespace {
 
 using nlohmann::json;
 
-std::string text_of(const json& value) {
-    return value.is_string() ? value.get<std::string>() : value.dump();
-}
+using detail::field;
+using detail::first_word;
+using detail::text_of;
 
-std::string field(const json& event, const char* key) {
-    const auto found = event.find(key);
-    return found == event.end() ? std::string() : text_of(*found);
-}
-
+/// An integer field, or `otherwise` (absent, not an integer, out of range).
 std::int64_t integer(const json& event, const char* key, std::int64_t otherwise = 0) {
-    const auto found = event.find(key);
-    if (found == event.end() || !found->is_number_integer()) {
-        return otherwise;
-    }
-    return found->get<std::int64_t>();
+    return detail::integer_field(event, key, otherwise);
 }
-
-std::string first_word(const std::string& text) { return text.substr(0, text.find(' ')); }
 
 /// Builds the timeline one trace line at a time.
 class Builder {
@@ -37,8 +29,8 @@ public:
             timeline_.events[index].end_ns = timeline_.end_ns;
             timeline_.events[index].unfinished = true;
         }
-        for (const auto& open : {open_connections_, open_threads_}) {
-            for (const auto& [key, index] : open) {
+        for (const auto* open : {&open_connections_, &open_threads_}) {
+            for (const auto& [key, index] : *open) {
                 static_cast<void>(key);
                 timeline_.events[index].end_ns = timeline_.end_ns;
             }
